@@ -1,0 +1,5 @@
+"""`python -m mapl_cli` runs the `mapl` command line."""
+
+from mapl_cli.cli import main
+
+main()
