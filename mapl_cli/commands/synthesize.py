@@ -1,0 +1,94 @@
+"""`mapl synthesize`: turn preference rows into MAPL training pairs.
+
+    mapl synthesize examples/prefs.jsonl --output out/pairs
+    mapl synthesize hf://my-org/prefs:train --output out/pairs --workers 8 --shard 3/16
+
+Writes OUTPUT/pairs.parquet (standard, intra and inter rows) and OUTPUT/manifest.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mapl_cli.errors import MaplError
+
+CONDITIONS = ("all_vs_notall", "some_vs_none")
+ANCHORS = ("chosen", "rejected")
+
+
+def _choices(value: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    for item in items:
+        if item not in allowed:
+            raise MaplError(f"{flag}: unknown value '{item}' (choose from {', '.join(allowed)})")
+    return items
+
+
+def _ids(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for value in values or [] for v in value.split(",") if v.strip())
+
+
+def _shard(value: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise MaplError(f"--shard: expected I/N such as 0/4, got '{value}'") from None
+    return index, count
+
+
+def command(
+    input: Annotated[str, typer.Argument(help="Preference rows: a .parquet, .jsonl or .json file, or hf://name[:split].", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; pairs.parquet and manifest.json are written there.", show_default=False)],
+    seed: Annotated[int, typer.Option(help="Random seed; the same input, options and seed give a byte-identical file.")] = 0,
+    k_min: Annotated[int, typer.Option(help="Fewest instructions added to a prompt.")] = 2,
+    k_max: Annotated[int, typer.Option(help="Most instructions added to a prompt (k is drawn uniformly from k-min..k-max).")] = 4,
+    conditions: Annotated[str, typer.Option(help="Intra-sample conditions to draw from, comma-separated: all_vs_notall (y meets every instruction of x_w, not all of x_l), some_vs_none (y meets some of x_w, none of x_l). Each intra pair draws one uniformly.")] = "all_vs_notall,some_vs_none",
+    anchors: Annotated[str, typer.Option(help="Responses to build intra-sample pairs around, comma-separated: chosen, rejected.")] = "chosen,rejected",
+    intra_per_response: Annotated[int, typer.Option(help="Intra-sample pairs built per anchor response (0 disables intra pairs).")] = 1,
+    inter_per_pair: Annotated[int, typer.Option(help="Inter-sample pairs built per preference row (0 disables inter pairs).")] = 1,
+    include: Annotated[list[str] | None, typer.Option(help="Use only these instruction ids (repeat or comma-separate), e.g. punctuation:no_comma.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Never use these instruction ids (repeat or comma-separate), e.g. to hold types out for evaluation.")] = None,
+    no_standard: Annotated[bool, typer.Option("--no-standard", help="Do not copy the original pairs into the output as standard rows.")] = False,
+    shard: Annotated[str, typer.Option(help="Process only shard I of N (0-based contiguous split of the input rows), for Slurm job arrays; the N outputs concatenated in order equal the unsharded output.")] = "0/1",
+    workers: Annotated[int, typer.Option(help="Worker processes; the output does not depend on this.")] = 1,
+    limit: Annotated[int | None, typer.Option(help="Process at most this many input rows (of this shard).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT/pairs.parquet.")] = False,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip and count unusable input rows instead of stopping at the first one.")] = False,
+    prompt_column: Annotated[str, typer.Option(help="Input column holding the prompt (a string or a list of {role, content} messages).")] = "prompt",
+    chosen_column: Annotated[str, typer.Option(help="Input column holding the preferred response.")] = "chosen",
+    rejected_column: Annotated[str, typer.Option(help="Input column holding the dispreferred response.")] = "rejected",
+    id_column: Annotated[str, typer.Option(help="Input column with a row id; rows without one get a content hash as source_id.")] = "id",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Turn preference rows (prompt, chosen, rejected) into MAPL pairs: standard, intra-sample and inter-sample."""
+    from mapl_cli.prefs import Columns
+    from mapl_cli.synth.run import SynthConfig, run
+
+    config = SynthConfig(
+        input=input,
+        output=output,
+        seed=seed,
+        k_min=k_min,
+        k_max=k_max,
+        conditions=_choices(conditions, CONDITIONS, "--conditions"),
+        anchors=_choices(anchors, ANCHORS, "--anchors"),
+        intra_per_response=intra_per_response,
+        inter_per_pair=inter_per_pair,
+        include=_ids(include),
+        exclude=_ids(exclude),
+        standard=not no_standard,
+        shard=_shard(shard),
+        workers=workers,
+        limit=limit,
+        force=force,
+        skip_invalid=skip_invalid,
+        columns=Columns(prompt=prompt_column, chosen=chosen_column, rejected=rejected_column, id=id_column),
+        progress=not quiet,
+    )
+    manifest = run(config)
+    counts = manifest["counts"]
+    kinds = ", ".join(f"{k} {v}" for k, v in counts["kept_by_kind"].items())
+    typer.echo(f"{output / 'pairs.parquet'}: {counts['rows_written']} rows ({kinds}) from {counts['source_rows_read']} source rows in {manifest['wall_seconds']:.1f} s")

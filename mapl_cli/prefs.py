@@ -1,0 +1,259 @@
+"""Reading preference rows (prompt, chosen, rejected) for `mapl synthesize`, in batches.
+
+Inputs: a .parquet, .jsonl or .json file, or `hf://name[:split]` (through `datasets`, when a hub is
+reachable). Rows come in TRL's standard format (strings) or conversational format (`prompt` a list of
+{role, content} messages; `chosen`/`rejected` a string or a one-message assistant list).
+
+    from mapl_cli.prefs import PrefSource
+    source = PrefSource("examples/prefs.jsonl")
+    for batch in source.batches(256):          # lists of (row_number, raw dict)
+        ...
+
+Every row is normalised by `normalise_row`, which raises `InvalidRowError` with the file, row and column in
+its one-line message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mapl_cli.errors import InvalidRowError, MaplError
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Columns:
+    prompt: str = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    id: str = "id"
+
+
+@dataclass(frozen=True)
+class PrefRow:
+    """One normalised preference row."""
+
+    index: int  # 0-based position of the row in the input
+    source_id: str
+    prompt: list[Message]
+    chosen: str
+    rejected: str
+
+
+class PrefSource:
+    """A preference input that can report its row count and yield rows in batches."""
+
+    def __init__(self, spec: str | Path, columns: Columns = Columns()):
+        self.spec = str(spec)
+        self.columns = columns
+        if self.spec.startswith("hf://"):
+            self.kind = "hf"
+        else:
+            path = Path(self.spec)
+            if not path.exists():
+                raise MaplError(f"{path}: no such file")
+            if path.is_dir():
+                raise MaplError(f"{path}: is a directory, expected a .parquet, .jsonl or .json file")
+            suffix = path.suffix.lower()
+            if suffix not in (".parquet", ".jsonl", ".json"):
+                raise MaplError(f"{path}: unsupported input type '{suffix}' (use .parquet, .jsonl, .json or hf://name[:split])")
+            self.kind = suffix[1:]
+        self._hf = None
+
+    # -- size -------------------------------------------------------------------------------------------
+    def num_rows(self) -> int:
+        """Number of rows, found cheaply (Parquet metadata, a line count, or the dataset length)."""
+        if self.kind == "parquet":
+            return self._parquet_file().metadata.num_rows
+        if self.kind == "jsonl":
+            with open(self.spec, "rb") as handle:
+                return sum(1 for line in handle if line.strip())
+        if self.kind == "json":
+            return len(self._json_rows())
+        return len(self._hf_dataset())
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def batches(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[list[tuple[int, dict]]]:
+        """Yield lists of (row index, raw row) for rows start..stop-1, at most `batch_size` per list."""
+        batch: list[tuple[int, dict]] = []
+        for index, raw in self._rows(start, stop):
+            batch.append((index, raw))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _rows(self, start: int, stop: int | None) -> Iterator[tuple[int, dict]]:
+        if self.kind == "jsonl":
+            yield from self._jsonl_rows(start, stop)
+        elif self.kind == "parquet":
+            yield from self._parquet_rows(start, stop)
+        elif self.kind == "json":
+            rows = self._json_rows()
+            for index in range(start, len(rows) if stop is None else min(stop, len(rows))):
+                yield index, rows[index]
+        else:
+            dataset = self._hf_dataset()
+            end = len(dataset) if stop is None else min(stop, len(dataset))
+            for index in range(start, end):
+                yield index, dataset[index]
+
+    def _jsonl_rows(self, start: int, stop: int | None) -> Iterator[tuple[int, dict]]:
+        index = -1
+        try:
+            with open(self.spec, encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle, 1):
+                    if not line.strip():
+                        continue
+                    index += 1
+                    if index < start:
+                        continue
+                    if stop is not None and index >= stop:
+                        return
+                    # A bad line travels as an error value, so --skip-invalid can count it and go on.
+                    try:
+                        raw = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raw = InvalidRowError(f"{self.spec}: line {line_number}: not valid JSON ({err.msg})", "bad_json")
+                    if not isinstance(raw, (dict, InvalidRowError)):
+                        raw = InvalidRowError(f"{self.spec}: line {line_number}: expected a JSON object", "bad_json")
+                    yield index, raw
+        except UnicodeDecodeError:
+            raise MaplError(f"{self.spec}: not a UTF-8 text file") from None
+
+    def _parquet_file(self):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.spec)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise MaplError(f"{self.spec}: not a readable Parquet file ({err})") from None
+
+    def _parquet_rows(self, start: int, stop: int | None) -> Iterator[tuple[int, dict]]:
+        parquet = self._parquet_file()
+        names = parquet.schema_arrow.names
+        wanted = [c for c in (self.columns.prompt, self.columns.chosen, self.columns.rejected, self.columns.id) if c in names]
+        self._require_columns(names)
+        index = 0
+        for record_batch in parquet.iter_batches(batch_size=2048, columns=wanted):
+            size = record_batch.num_rows
+            if index + size <= start:
+                index += size
+                continue
+            if stop is not None and index >= stop:
+                return
+            for raw in record_batch.to_pylist():
+                if index >= start and (stop is None or index < stop):
+                    yield index, raw
+                index += 1
+
+    def _json_rows(self) -> list[dict]:
+        if not hasattr(self, "_json_cache"):
+            try:
+                data = json.loads(Path(self.spec).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise MaplError(f"{self.spec}: not valid JSON ({err})") from None
+            if isinstance(data, dict) and isinstance(data.get("data"), list):
+                data = data["data"]
+            if not isinstance(data, list):
+                raise MaplError(f"{self.spec}: expected a JSON array of objects")
+            self._json_cache = data
+        return self._json_cache
+
+    def _hf_dataset(self):
+        if self._hf is None:
+            name, _, split = self.spec[len("hf://"):].partition(":")
+            try:
+                import datasets
+            except ImportError:
+                raise MaplError("hf:// inputs need the 'datasets' package: pip install datasets") from None
+            try:
+                self._hf = datasets.load_dataset(name, split=split or "train")
+            except Exception as err:  # offline, unknown name, bad split: all end the same way for a user
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise MaplError(
+                    f"{self.spec}: could not load the dataset ({first}); without a reachable hub, "
+                    "export it to .parquet or .jsonl and pass that file"
+                ) from None
+            self._require_columns(self._hf.column_names)
+        return self._hf
+
+    def _require_columns(self, names: list[str]) -> None:
+        for column in (self.columns.prompt, self.columns.chosen, self.columns.rejected):
+            if column not in names:
+                raise MaplError(f"{self.spec}: missing column '{column}' (columns: {', '.join(names)}; remap with --{_flag(column, self.columns)}-column)")
+
+
+def _flag(column: str, columns: Columns) -> str:
+    return {columns.prompt: "prompt", columns.chosen: "chosen", columns.rejected: "rejected"}.get(column, column)
+
+
+def _where(spec: str, index: int, column: str) -> str:
+    return f"{spec}: row {index}: column '{column}'"
+
+
+def _prompt_messages(value: Any, where: str) -> list[Message]:
+    if isinstance(value, str):
+        if not value.strip():
+            raise InvalidRowError(f"{where} is empty", "empty_prompt")
+        return [{"role": "user", "content": value}]
+    if value is None:
+        raise InvalidRowError(f"{where} is null", "null_prompt")
+    if isinstance(value, (list, tuple)):
+        messages = []
+        for position, message in enumerate(value):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):
+                raise InvalidRowError(f"{where}: message {position} is not a {{role, content}} object with string values", "bad_messages")
+            messages.append({"role": message["role"], "content": message["content"]})
+        if not any(m["role"] == "user" for m in messages):
+            raise InvalidRowError(f"{where}: the message list has no user turn", "no_user_turn")
+        last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
+        if not messages[last_user]["content"].strip():
+            raise InvalidRowError(f"{where}: the last user turn is empty", "empty_prompt")
+        return messages
+    raise InvalidRowError(f"{where} must be a string or a list of messages, not {type(value).__name__}", "bad_prompt_type")
+
+
+def _response_text(value: Any, where: str) -> str:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1 or not isinstance(value[0], dict) or value[0].get("role") != "assistant":
+            raise InvalidRowError(f"{where} must be a string or a one-message assistant list", "bad_response_type")
+        value = value[0].get("content")
+    if value is None:
+        raise InvalidRowError(f"{where} is null", "null_response")
+    if not isinstance(value, str):
+        raise InvalidRowError(f"{where} must be a string, not {type(value).__name__}", "bad_response_type")
+    if not value.strip():
+        raise InvalidRowError(f"{where} is empty", "empty_response")
+    return value
+
+
+def content_hash(*parts: Any, length: int = 16) -> str:
+    """A stable hex digest of JSON-serialisable parts."""
+    blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+def normalise_row(spec: str, index: int, raw: dict, columns: Columns) -> PrefRow:
+    """Validate one raw row and turn it into a `PrefRow`; raises `InvalidRowError`."""
+    if isinstance(raw, InvalidRowError):
+        raise raw
+    if not isinstance(raw, dict):
+        raise InvalidRowError(f"{spec}: row {index}: expected an object with columns", "bad_row")
+    for column in (columns.prompt, columns.chosen, columns.rejected):
+        if column not in raw:
+            raise InvalidRowError(f"{spec}: row {index}: missing column '{column}'", "missing_column")
+    prompt = _prompt_messages(raw[columns.prompt], _where(spec, index, columns.prompt))
+    chosen = _response_text(raw[columns.chosen], _where(spec, index, columns.chosen))
+    rejected = _response_text(raw[columns.rejected], _where(spec, index, columns.rejected))
+    given_id = raw.get(columns.id)
+    source_id = str(given_id) if given_id not in (None, "") else content_hash(prompt, chosen, rejected)
+    return PrefRow(index=index, source_id=source_id, prompt=prompt, chosen=chosen, rejected=rejected)

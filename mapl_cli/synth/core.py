@@ -1,0 +1,237 @@
+"""MAPL pair construction for one preference row: standard, intra-sample and inter-sample pairs.
+
+Pure and deterministic: every row gets its own `random.Random` seeded from the run seed and the row's
+position and content, so the output does not depend on worker count, batching or sharding.
+
+    from mapl_cli.synth.core import SynthOptions, synthesize_row
+    rows, dropped = synthesize_row(pref_row, SynthOptions(seed=0))
+
+Intra (prompt side, Rc-BT): for a response y, two prompts x_w and x_l carrying the same instruction types
+with different arguments, so that y fits x_w better:
+  all_vs_notall  y satisfies every instruction of x_w and violates at least one of x_l;
+  some_vs_none   y satisfies at least one instruction of x_w and none of x_l.
+Inter (across responses): one prompt x' = x + instructions that y_w satisfies all of and y_l violates at
+least one of.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mapl_cli.instructions import REGISTRY, conflicts
+from mapl_cli.prefs import Message, PrefRow, content_hash
+
+CONDITIONS = ("all_vs_notall", "some_vs_none")
+ANCHORS = ("chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    seed: int = 0
+    k_min: int = 2
+    k_max: int = 4
+    conditions: tuple[str, ...] = CONDITIONS
+    anchors: tuple[str, ...] = ANCHORS
+    intra_per_response: int = 1
+    inter_per_pair: int = 1
+    instruction_ids: tuple[str, ...] = field(default_factory=lambda: tuple(sorted(REGISTRY)))
+    standard: bool = True
+
+
+@dataclass
+class Picked:
+    """One instruction type chosen for a prompt, with the arguments for each side."""
+
+    id: str
+    kwargs: dict[str, Any]
+
+
+def row_rng(seed: int, row: PrefRow) -> random.Random:
+    """The row's own generator: seeded by run seed, row position and row content."""
+    key = f"{seed}:{row.index}:{content_hash(row.prompt, row.chosen, row.rejected)}"
+    return random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+
+
+def with_instructions(prompt: list[Message], texts: list[str]) -> list[Message]:
+    """The prompt with instruction lines appended to its last user turn (one per line)."""
+    last_user = max(i for i, m in enumerate(prompt) if m["role"] == "user")
+    messages = [dict(m) for m in prompt]
+    if texts:
+        messages[last_user]["content"] = messages[last_user]["content"].rstrip() + "\n\n" + "\n".join(texts)
+    return messages
+
+
+def _instruction_records(picked: list[Picked], rng: random.Random) -> list[dict[str, str]]:
+    return [
+        {"id": p.id, "kwargs": json.dumps(p.kwargs, sort_keys=True, ensure_ascii=False), "text": REGISTRY[p.id].describe(p.kwargs, rng)}
+        for p in picked
+    ]
+
+
+def _candidates(rng: random.Random, ids: tuple[str, ...]) -> list[str]:
+    order = list(ids)
+    rng.shuffle(order)
+    return order
+
+
+def _fits(chosen_ids: list[str], candidate: str) -> bool:
+    return all(not conflicts(candidate, other) for other in chosen_ids)
+
+
+def _generate(inst_id: str, targets: list[tuple[str, bool]], rng: random.Random) -> dict[str, Any] | None:
+    return REGISTRY[inst_id].generate(targets, rng)
+
+
+def _intra_sides(y: str, condition: str, k: int, rng: random.Random, ids: tuple[str, ...]) -> tuple[list[Picked], list[Picked]] | None:
+    """Instructions for x_w and x_l (same types, their own arguments), or None when too few types fit."""
+    types: list[str] = []
+    sat: list[dict] = []  # arguments that y satisfies
+    vio: list[dict] = []  # arguments that y violates (None where the type cannot be violated by y)
+    for inst_id in _candidates(rng, ids):
+        if len(types) == k:
+            break
+        if not _fits(types, inst_id):
+            continue
+        yes = _generate(inst_id, [(y, True)], rng)
+        no = _generate(inst_id, [(y, False)], rng)
+        if condition == "all_vs_notall" and yes is None:
+            continue
+        if condition == "some_vs_none" and (yes is None or no is None):
+            continue
+        types.append(inst_id)
+        sat.append(yes)
+        vio.append(no)
+    if len(types) < k:
+        return None
+    violable = [i for i, v in enumerate(vio) if v is not None]
+    if not violable:
+        return None
+    if condition == "all_vs_notall":
+        flips = {i for i in violable if rng.random() < 0.5} or {rng.choice(violable)}
+        chosen_side = [Picked(t, s) for t, s in zip(types, sat, strict=True)]
+        rejected_side = []
+        for i, t in enumerate(types):
+            if i in flips:
+                rejected_side.append(Picked(t, vio[i]))
+            else:  # satisfied on both sides, with arguments of its own where the type offers others
+                rejected_side.append(Picked(t, _generate(t, [(y, True)], rng) or sat[i]))
+        return chosen_side, rejected_side
+    keep = {i for i in range(len(types)) if rng.random() < 0.5} or {rng.randrange(len(types))}
+    chosen_side = []
+    for i, t in enumerate(types):
+        if i in keep:
+            chosen_side.append(Picked(t, sat[i]))
+        else:
+            chosen_side.append(Picked(t, _generate(t, [(y, False)], rng) or vio[i]))
+    rejected_side = [Picked(t, v) for t, v in zip(types, vio, strict=True)]
+    return chosen_side, rejected_side
+
+
+def _inter_side(y_w: str, y_l: str, k: int, rng: random.Random, ids: tuple[str, ...]) -> list[Picked] | None:
+    """Instructions that y_w satisfies all of and y_l violates at least one of, or None."""
+    picked: list[Picked] = []
+    discriminating = 0
+    for inst_id in _candidates(rng, ids):
+        if len(picked) == k:
+            break
+        if not _fits([p.id for p in picked], inst_id):
+            continue
+        kwargs = _generate(inst_id, [(y_w, True), (y_l, False)], rng)
+        if kwargs is not None:
+            discriminating += 1
+        elif discriminating or len(picked) < k - 1:
+            kwargs = _generate(inst_id, [(y_w, True)], rng)
+        if kwargs is not None:
+            picked.append(Picked(inst_id, kwargs))
+    if len(picked) < k or discriminating == 0:
+        return None
+    rng.shuffle(picked)
+    return picked
+
+
+def _verdicts(response: str, picked: list[Picked]) -> list[bool]:
+    return [bool(REGISTRY[p.id].check(response, p.kwargs)) for p in picked]
+
+
+def _row(kind: str, source: PrefRow, prompt_w, prompt_l, resp_w, resp_l, inst_w, inst_l, ver_w, ver_l, condition="", anchor="") -> dict[str, Any]:
+    pair_id = content_hash(kind, prompt_w, prompt_l, resp_w, resp_l, inst_w, inst_l)
+    return {
+        "pair_id": pair_id,
+        "kind": kind,
+        "source_id": source.source_id,
+        "prompt_chosen": prompt_w,
+        "prompt_rejected": prompt_l,
+        "response_chosen": resp_w,
+        "response_rejected": resp_l,
+        "base_prompt": source.prompt,
+        "instructions_chosen": inst_w,
+        "instructions_rejected": inst_l,
+        "verdicts_chosen": ver_w,
+        "verdicts_rejected": ver_l,
+        "condition": condition,
+        "anchor": anchor,
+    }
+
+
+def _intra_holds(condition: str, ver_w: list[bool], ver_l: list[bool]) -> bool:
+    if condition == "all_vs_notall":
+        return all(ver_w) and not all(ver_l)
+    return any(ver_w) and not any(ver_l)
+
+
+def synthesize_row(source: PrefRow, opts: SynthOptions) -> tuple[list[dict[str, Any]], Counter]:
+    """All MAPL pairs for one preference row, and a Counter of dropped candidates by reason.
+
+    Every intra and inter row is re-checked with the registry before it is returned: a row whose verdicts
+    do not hold is dropped and counted, never written.
+    """
+    rng = row_rng(opts.seed, source)
+    rows: list[dict[str, Any]] = []
+    dropped: Counter = Counter()
+    if opts.standard:
+        rows.append(_row("standard", source, source.prompt, source.prompt, source.chosen, source.rejected, [], [], [], []))
+    responses = {"chosen": source.chosen, "rejected": source.rejected}
+    for anchor in opts.anchors:
+        y = responses[anchor]
+        for _ in range(opts.intra_per_response):
+            condition = rng.choice(opts.conditions)
+            k = rng.randint(opts.k_min, opts.k_max)
+            sides = _intra_sides(y, condition, k, rng, opts.instruction_ids)
+            if sides is None:
+                dropped[f"intra:{condition}:too_few_instructions"] += 1
+                continue
+            picked_w, picked_l = sides
+            order = list(range(len(picked_w)))
+            rng.shuffle(order)  # same types on both sides, listed in one shuffled order
+            picked_w = [picked_w[i] for i in order]
+            picked_l = [picked_l[i] for i in order]
+            ver_w, ver_l = _verdicts(y, picked_w), _verdicts(y, picked_l)
+            if not _intra_holds(condition, ver_w, ver_l):
+                dropped[f"intra:{condition}:verdict_mismatch"] += 1
+                continue
+            inst_w, inst_l = _instruction_records(picked_w, rng), _instruction_records(picked_l, rng)
+            prompt_w = with_instructions(source.prompt, [i["text"] for i in inst_w])
+            prompt_l = with_instructions(source.prompt, [i["text"] for i in inst_l])
+            if prompt_w == prompt_l:
+                dropped[f"intra:{condition}:identical_prompts"] += 1
+                continue
+            rows.append(_row("intra", source, prompt_w, prompt_l, y, y, inst_w, inst_l, ver_w, ver_l, condition, anchor))
+    for _ in range(opts.inter_per_pair):
+        k = rng.randint(opts.k_min, opts.k_max)
+        picked = _inter_side(source.chosen, source.rejected, k, rng, opts.instruction_ids)
+        if picked is None:
+            dropped["inter:no_discriminating_instructions"] += 1
+            continue
+        ver_w, ver_l = _verdicts(source.chosen, picked), _verdicts(source.rejected, picked)
+        if not all(ver_w) or all(ver_l):
+            dropped["inter:verdict_mismatch"] += 1
+            continue
+        inst = _instruction_records(picked, rng)
+        prompt = with_instructions(source.prompt, [i["text"] for i in inst])
+        rows.append(_row("inter", source, prompt, prompt, source.chosen, source.rejected, inst, inst, ver_w, ver_l))
+    return rows, dropped
