@@ -3,8 +3,9 @@
     python bench/synthesize.py                       # 10,000 source pairs, 1 and 2 workers
     python bench/synthesize.py --rows 100000 --workers 2
 
-The input repeats examples/prefs.jsonl with fresh ids until it holds --rows rows (each copy gets its own
-instructions, since every row's generator is seeded by its position). Each run is a separate
+The input repeats examples/prefs.jsonl until it holds --rows rows. Every copy after the first is perturbed
+(sentences added to and dropped from its responses), so no response text repeats and no per-text cache
+in the instruction registry gets a free hit: the number measures work on distinct data. Each run is a separate
 `mapl synthesize` process; peak RSS is sampled over the whole process tree (the driver plus its workers).
 Prints a table and writes bench/results/synthesize.json.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -25,13 +27,52 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_input(rows: int, path: Path) -> None:
+FILLERS = (
+    "That is worth remembering.", "This matters in practice.", "Keep that in mind.", "It rarely goes wrong.",
+    "Most people find this helpful.", "Take your time with it.", "Small steps add up.", "Ask if unsure.",
+    "Check the details twice.", "Results vary from case to case.", "It gets easier with practice.",
+    "Start simple and adjust.", "Nothing here is set in stone.", "Notes help later.", "Plan a little first.",
+)
+
+
+def perturb(text: str, rng: random.Random) -> str:
+    """Add two filler sentences to random paragraphs and drop a word: a new, similar text."""
+    paragraphs = text.split("\n\n")
+    for _ in range(2):
+        i = rng.randrange(len(paragraphs))
+        paragraphs[i] = paragraphs[i].rstrip() + " " + rng.choice(FILLERS)
+    i = rng.randrange(len(paragraphs))
+    words = paragraphs[i].split(" ")
+    if len(words) > 4:
+        del words[rng.randrange(1, len(words) - 1)]
+        paragraphs[i] = " ".join(words)
+    return "\n\n".join(paragraphs)
+
+
+def _response(value, rng):
+    if isinstance(value, list):  # conversational: a one-message assistant list
+        return [{**value[0], "content": perturb(value[0]["content"], rng)}]
+    return perturb(value, rng)
+
+
+def make_input(rows: int, path: Path) -> int:
+    """Write the benchmark input; returns how many response texts occur more than once."""
     examples = [json.loads(line) for line in (ROOT / "examples" / "prefs.jsonl").read_text().splitlines() if line.strip()]
+    seen: set[str] = set()
+    repeats = 0
     with open(path, "w") as handle:
         for i in range(rows):
             row = dict(examples[i % len(examples)])
+            if i >= len(examples):
+                rng = random.Random(i)
+                row["chosen"], row["rejected"] = _response(row["chosen"], rng), _response(row["rejected"], rng)
             row["id"] = f"bench-{i:07d}"
+            for side in ("chosen", "rejected"):
+                key = json.dumps(row[side])
+                repeats += key in seen
+                seen.add(key)
             handle.write(json.dumps(row) + "\n")
+    return repeats
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -87,19 +128,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         input_path = tmp / "prefs.jsonl"
-        make_input(args.rows, input_path)
+        repeats = make_input(args.rows, input_path)
         results = [run_once(input_path, tmp / f"out{w}", w) for w in args.workers]
 
     print(f"\nmapl synthesize, {args.rows:,} source pairs, default options ({platform.processor() or platform.machine()}, {psutil.cpu_count()} cores)")
     print(f"{'workers':>7} {'seconds':>9} {'pairs/s':>9} {'rows out':>9} {'peak RSS MB (tree)':>19} {'sha256':>17}")
     for r in results:
         print(f"{r['workers']:>7} {r['wall_seconds']:>9.2f} {r['source_pairs_per_s']:>9.1f} {r['rows_written']:>9} {r['peak_rss_tree_mb']:>19.1f} {r['pairs_sha256']:>17}")
+    print(f"repeated response texts in the input: {repeats}")
     identical = len({r["pairs_sha256"] for r in results}) == 1
     print(f"output identical across worker counts: {identical}")
     if len(results) > 1:
         print(f"speed-up {results[-1]['workers']} vs {results[0]['workers']} workers: {results[-1]['source_pairs_per_s'] / results[0]['source_pairs_per_s']:.2f}x")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"benchmark": "synthesize", "rows": args.rows, "cpu_count": psutil.cpu_count(), "results": results, "identical_across_workers": identical}, indent=2) + "\n")
+    args.output.write_text(json.dumps({"benchmark": "synthesize", "rows": args.rows, "cpu_count": psutil.cpu_count(), "repeated_response_texts": repeats, "results": results, "identical_across_workers": identical}, indent=2) + "\n")
     print(f"wrote {args.output}")
 
 

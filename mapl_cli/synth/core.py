@@ -89,45 +89,71 @@ def _generate(inst_id: str, targets: list[tuple[str, bool]], rng: random.Random)
 
 def _intra_sides(y: str, condition: str, k: int, rng: random.Random, ids: tuple[str, ...]) -> tuple[list[Picked], list[Picked]] | None:
     """Instructions for x_w and x_l (same types, their own arguments), or None when too few types fit."""
+    if condition == "all_vs_notall":
+        return _all_vs_notall(y, k, rng, ids)
+    return _some_vs_none(y, k, rng, ids)
+
+
+def _all_vs_notall(y: str, k: int, rng: random.Random, ids: tuple[str, ...]) -> tuple[list[Picked], list[Picked]] | None:
+    """x_w: k types whose arguments y satisfies; x_l: the same types, at least one with arguments y violates."""
     types: list[str] = []
-    sat: list[dict] = []  # arguments that y satisfies
-    vio: list[dict] = []  # arguments that y violates (None where the type cannot be violated by y)
+    sat: list[dict] = []
     for inst_id in _candidates(rng, ids):
         if len(types) == k:
             break
-        if not _fits(types, inst_id):
+        if _fits(types, inst_id) and (yes := _generate(inst_id, [(y, True)], rng)) is not None:
+            types.append(inst_id)
+            sat.append(yes)
+    if len(types) < k:
+        return None
+    # Each type is violated in x_l with probability 1/2 (when it can be), and at least one always is;
+    # violating arguments are asked for only where they are needed.
+    vio: dict[int, dict] = {}
+    untried = []
+    for i in range(len(types)):
+        if rng.random() < 0.5:
+            if (no := _generate(types[i], [(y, False)], rng)) is not None:
+                vio[i] = no
+        else:
+            untried.append(i)
+    rng.shuffle(untried)
+    for i in untried:
+        if vio:
+            break
+        if (no := _generate(types[i], [(y, False)], rng)) is not None:
+            vio[i] = no
+    if not vio:
+        return None
+    chosen_side = [Picked(t, s) for t, s in zip(types, sat, strict=True)]
+    rejected_side = [
+        Picked(t, vio[i]) if i in vio else Picked(t, _generate(t, [(y, True)], rng) or sat[i])  # own arguments, still satisfied
+        for i, t in enumerate(types)
+    ]
+    return chosen_side, rejected_side
+
+
+def _some_vs_none(y: str, k: int, rng: random.Random, ids: tuple[str, ...]) -> tuple[list[Picked], list[Picked]] | None:
+    """x_l: k types whose arguments y violates; x_w: the same types, at least one with arguments y satisfies."""
+    types: list[str] = []
+    sat: list[dict] = []
+    vio: list[dict] = []
+    for inst_id in _candidates(rng, ids):
+        if len(types) == k:
+            break
+        if not _fits(types, inst_id) or (no := _generate(inst_id, [(y, False)], rng)) is None:
             continue
-        yes = _generate(inst_id, [(y, True)], rng)
-        no = _generate(inst_id, [(y, False)], rng)
-        if condition == "all_vs_notall" and yes is None:
-            continue
-        if condition == "some_vs_none" and (yes is None or no is None):
+        if (yes := _generate(inst_id, [(y, True)], rng)) is None:
             continue
         types.append(inst_id)
         sat.append(yes)
         vio.append(no)
     if len(types) < k:
         return None
-    violable = [i for i, v in enumerate(vio) if v is not None]
-    if not violable:
-        return None
-    if condition == "all_vs_notall":
-        flips = {i for i in violable if rng.random() < 0.5} or {rng.choice(violable)}
-        chosen_side = [Picked(t, s) for t, s in zip(types, sat, strict=True)]
-        rejected_side = []
-        for i, t in enumerate(types):
-            if i in flips:
-                rejected_side.append(Picked(t, vio[i]))
-            else:  # satisfied on both sides, with arguments of its own where the type offers others
-                rejected_side.append(Picked(t, _generate(t, [(y, True)], rng) or sat[i]))
-        return chosen_side, rejected_side
     keep = {i for i in range(len(types)) if rng.random() < 0.5} or {rng.randrange(len(types))}
-    chosen_side = []
-    for i, t in enumerate(types):
-        if i in keep:
-            chosen_side.append(Picked(t, sat[i]))
-        else:
-            chosen_side.append(Picked(t, _generate(t, [(y, False)], rng) or vio[i]))
+    chosen_side = [
+        Picked(t, sat[i]) if i in keep else Picked(t, _generate(t, [(y, False)], rng) or vio[i])
+        for i, t in enumerate(types)
+    ]
     rejected_side = [Picked(t, v) for t, v in zip(types, vio, strict=True)]
     return chosen_side, rejected_side
 
