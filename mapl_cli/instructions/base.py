@@ -13,6 +13,7 @@ row of IFEval data (`instruction_id_list`, `kwargs`) is checked by the same code
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -114,15 +115,19 @@ def as_int(value: Any, inst_id: str, name: str) -> int:
     try:
         number = float(value)
     except ValueError:
-        raise MaplError(f"instruction {inst_id!r}: argument {name!r} must be an integer, got {value!r}") from None
-    if number != int(number):
+        raise MaplError(
+            f"instruction {inst_id!r}: argument {name!r} must be an integer, got {value!r}"
+        ) from None
+    if not math.isfinite(number) or number != int(number):
         raise MaplError(f"instruction {inst_id!r}: argument {name!r} must be an integer, got {value!r}")
     return int(number)
 
 
 def as_relation(value: Any, inst_id: str, name: str) -> str:
     if value not in RELATIONS:
-        raise MaplError(f"instruction {inst_id!r}: argument {name!r} must be one of {RELATIONS}, got {value!r}")
+        raise MaplError(
+            f"instruction {inst_id!r}: argument {name!r} must be one of {RELATIONS}, got {value!r}"
+        )
     return value
 
 
@@ -142,6 +147,8 @@ _RELATION_WORDS = {
 
 def relation_phrase(rng: random.Random, relation: str, n: int, noun: str, nouns: str | None = None) -> str:
     """'at least 5 words', 'no fewer than 5 words', '5 or more words', 'fewer than 5 words', ..."""
+    if noun == "time" and n == 1 and relation == AT_LEAST:
+        return rng.choice(("at least once", "at least one time", "one or more times"))
     counted = plural(n, noun, nouns)
     return rng.choice(_RELATION_WORDS[relation]).format(n=counted)
 

@@ -1,0 +1,123 @@
+"""Content instructions: detectable_content:number_placeholders, detectable_content:postscript and
+punctuation:no_comma.
+
+    >>> from mapl_cli.instructions import get_instruction
+    >>> get_instruction("detectable_content:postscript").check("Hi.\\nP.S. bye", {"postscript_marker": "P.S."})
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+
+from mapl_cli.errors import MaplError
+from mapl_cli.instructions.base import (
+    AT_LEAST,
+    BaseInstruction,
+    FixedInstruction,
+    Kwargs,
+    Target,
+    as_int,
+    pick_threshold,
+    plural,
+)
+from mapl_cli.instructions.text import lower
+
+_PLACEHOLDER = re.compile(r"\[.*?\]")
+_POSTSCRIPT_MARKERS = ("P.S.", "P.P.S")  # IFEval's _POSTSCRIPT_MARKER
+
+
+@functools.lru_cache(maxsize=4096)
+def count_placeholders(text: str) -> int:
+    return len(_PLACEHOLDER.findall(text))
+
+
+class NumberPlaceholders(BaseInstruction):
+    id = "detectable_content:number_placeholders"
+    arg_names = ("num_placeholders",)
+
+    def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
+        n = as_int(self.args(kwargs)["num_placeholders"], self.id, "num_placeholders")
+        return rng.choice(
+            (
+                "The response must contain at least {p} represented by square brackets, such as [address].",
+                "Include at least {p} in square brackets, like [name], for the reader to fill in.",
+                "Leave at least {p} written in square brackets (for example [date]) in your answer.",
+                "Use no fewer than {p} of the form [placeholder] in the reply.",
+            )
+        ).format(p=plural(n, "placeholder"))
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        return count_placeholders(response) >= as_int(args["num_placeholders"], self.id, "num_placeholders")
+
+    def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
+        counts = [(count_placeholders(r), w) for r, w in targets]
+        found = pick_threshold(counts, rng, floors=(1, 1), relations=(AT_LEAST,))
+        return None if found is None else {"num_placeholders": found[1]}
+
+
+@functools.lru_cache(maxsize=256)
+def _postscript_pattern(marker: str) -> re.Pattern[str]:
+    # IFEval's patterns, applied to the lowercased response; other markers are used as regular expressions.
+    # IFEval writes r"\s*p\.\s?s\..*$" (MULTILINE); the leading \s* and trailing .*$ match anywhere, so a
+    # search without them gives the same verdict, several times faster.
+    if marker == "P.P.S":
+        return re.compile(r"p\.\s?p\.\s?s")
+    if marker == "P.S.":
+        return re.compile(r"p\.\s?s\.")
+    try:
+        return re.compile(r"\s*" + marker.lower() + r".*$", re.MULTILINE)
+    except re.error:
+        return re.compile(r"\s*" + re.escape(marker.lower()) + r".*$", re.MULTILINE)
+
+
+class Postscript(BaseInstruction):
+    id = "detectable_content:postscript"
+    arg_names = ("postscript_marker",)
+
+    def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
+        marker = self._marker(self.args(kwargs))
+        return rng.choice(
+            (
+                "At the end of your response, please explicitly add a postscript starting with {m}",
+                "Finish with a postscript that begins with {m}",
+                "Add a postscript after your answer, introduced by {m}",
+                "Close the reply with a short postscript starting with '{m}'.",
+            )
+        ).format(m=marker)
+
+    def _marker(self, args: Kwargs) -> str:
+        marker = args["postscript_marker"]
+        if not isinstance(marker, str):
+            raise MaplError(
+                f"instruction {self.id!r}: argument 'postscript_marker' must be a string, got {marker!r}"
+            )
+        return marker.strip()
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        return _postscript_pattern(self._marker(args)).search(lower(response)) is not None
+
+    def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
+        for marker in rng.sample(_POSTSCRIPT_MARKERS, len(_POSTSCRIPT_MARKERS)):
+            kwargs = {"postscript_marker": marker}
+            if all(self.check(r, kwargs) == w for r, w in targets):
+                return kwargs
+        return None
+
+
+class NoComma(FixedInstruction):
+    id = "punctuation:no_comma"
+    phrasings = (
+        "In your entire response, refrain from the use of any commas.",
+        "Do not use a single comma anywhere in your answer.",
+        "Write the reply without any commas.",
+        "Avoid commas completely in your response.",
+    )
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        return "," not in response
+
+
+TYPES = (NumberPlaceholders(), Postscript(), NoComma())

@@ -1,0 +1,217 @@
+"""Format instructions: detectable_format:number_bullet_lists, :constrained_response,
+:number_highlighted_sections, :multiple_sections, :json_format, :title.
+
+The regular expressions are IFEval's, quirks included (a line starting with "-" counts as a bullet,
+"* *" is no highlight but "*a*" and "**a**" are, a JSON scalar such as `42` is valid JSON).
+
+    >>> from mapl_cli.instructions import get_instruction
+    >>> get_instruction("detectable_format:title").check("<<Ode>>\\nHi", {})
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+
+from mapl_cli.errors import MaplError
+from mapl_cli.instructions.base import (
+    AT_LEAST,
+    BaseInstruction,
+    FixedInstruction,
+    Kwargs,
+    Target,
+    as_int,
+    pick_exact,
+    pick_threshold,
+    plural,
+)
+
+_STAR_BULLET = re.compile(r"^\s*\*[^\*].*$", re.MULTILINE)
+_DASH_BULLET = re.compile(r"^\s*-.*$", re.MULTILINE)
+_HIGHLIGHT = re.compile(r"\*[^\n\*]*\*")
+_DOUBLE_HIGHLIGHT = re.compile(r"\*\*[^\n\*]*\*\*")
+_TITLE = re.compile(r"<<[^\n]+>>")
+_CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
+_SECTION_SPLITTERS = ("Section", "SECTION", "Part", "PART", "Chapter", "Step")
+
+
+@functools.lru_cache(maxsize=4096)
+def count_bullets(text: str) -> int:
+    return len(_STAR_BULLET.findall(text)) + len(_DASH_BULLET.findall(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def count_highlights(text: str) -> int:
+    single = sum(1 for h in _HIGHLIGHT.findall(text) if h.strip("*").strip())
+    double = sum(
+        1 for h in _DOUBLE_HIGHLIGHT.findall(text) if h.removeprefix("**").removesuffix("**").strip()
+    )
+    return single + double
+
+
+@functools.lru_cache(maxsize=4096)
+def _section_pattern(splitter: str) -> re.Pattern[str]:
+    try:
+        return re.compile(r"\s?" + splitter + r"\s?\d+\s?")
+    except re.error:
+        return re.compile(r"\s?" + re.escape(splitter) + r"\s?\d+\s?")
+
+
+@functools.lru_cache(maxsize=4096)
+def count_sections(text: str, splitter: str) -> int:
+    if splitter.isalnum() and splitter not in text:  # the pattern needs the literal splitter
+        return 0
+    return len(_section_pattern(splitter).split(text)) - 1
+
+
+class NumberBulletLists(BaseInstruction):
+    id = "detectable_format:number_bullet_lists"
+    arg_names = ("num_bullets",)
+
+    def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
+        n = as_int(self.args(kwargs)["num_bullets"], self.id, "num_bullets")
+        return rng.choice(
+            (
+                "Your answer must contain exactly {b}. Use the markdown bullet points such as:\n"
+                "* This is point 1. \n* This is point 2",
+                "Include exactly {b}, written as markdown bullets (lines starting with '* ').",
+                "Format the answer as a markdown list of exactly {b} ('* item').",
+                "Use precisely {b} in markdown, like:\n* first point\n* second point",
+            )
+        ).format(b=plural(n, "bullet point"))
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        return count_bullets(response) == as_int(args["num_bullets"], self.id, "num_bullets")
+
+    def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
+        n = pick_exact([(count_bullets(r), w) for r, w in targets], rng, low=1, high=7)
+        return None if n is None else {"num_bullets": n}
+
+
+class ConstrainedResponse(FixedInstruction):
+    id = "detectable_format:constrained_response"
+    phrasings = (
+        "Answer with one of the following options: ('My answer is yes.', 'My answer is no.', "
+        "'My answer is maybe.')",
+        'Reply with exactly one of: "My answer is yes.", "My answer is no.", or "My answer is maybe."',
+        "Your response must be one of these options: My answer is yes. / My answer is no. / "
+        "My answer is maybe.",
+    )
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        value = response.strip()
+        return any(option in value for option in _CONSTRAINED_OPTIONS)
+
+
+class NumberHighlightedSections(BaseInstruction):
+    id = "detectable_format:number_highlighted_sections"
+    arg_names = ("num_highlights",)
+
+    def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
+        n = as_int(self.args(kwargs)["num_highlights"], self.id, "num_highlights")
+        return rng.choice(
+            (
+                "Highlight at least {s} in your answer with markdown, i.e. *highlighted section*.",
+                "Use markdown to highlight at least {s}, for example *this part*.",
+                "Emphasise at least {s} of your reply by wrapping them in asterisks, like *key idea*.",
+                "Mark no fewer than {s} as highlighted with markdown (*highlighted section*).",
+            )
+        ).format(s=plural(n, "section"))
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        return count_highlights(response) >= as_int(args["num_highlights"], self.id, "num_highlights")
+
+    def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
+        counts = [(count_highlights(r), w) for r, w in targets]
+        found = pick_threshold(counts, rng, floors=(1, 1), relations=(AT_LEAST,))
+        return None if found is None else {"num_highlights": found[1]}
+
+
+class MultipleSections(BaseInstruction):
+    id = "detectable_format:multiple_sections"
+    arg_names = ("section_spliter", "num_sections")  # sic: IFEval's spelling
+
+    def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
+        splitter, n = self._parse(self.args(kwargs))
+        return rng.choice(
+            (
+                "Your response must have {s}. Mark the beginning of each section with {m} X, such as:\n"
+                "{m} 1\n[content of section 1]\n{m} 2\n[content of section 2]",
+                "Organise the answer into {s}, each starting with a heading '{m} N' (N = 1, 2, ...).",
+                "Split your reply into {s}; begin every section with '{m}' followed by its number, "
+                "e.g. '{m} 1'.",
+                "Write {s}, labelled {m} 1, {m} 2, and so on.",
+            )
+        ).format(s=plural(n, "section"), m=splitter)
+
+    def _parse(self, args: Kwargs) -> tuple[str, int]:
+        splitter = args["section_spliter"]
+        if not isinstance(splitter, str):
+            raise MaplError(
+                f"instruction {self.id!r}: argument 'section_spliter' must be a string, got {splitter!r}"
+            )
+        return splitter.strip(), as_int(args["num_sections"], self.id, "num_sections")
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        splitter, n = self._parse(args)
+        return count_sections(response, splitter) >= n
+
+    def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
+        for splitter in rng.sample(_SECTION_SPLITTERS, len(_SECTION_SPLITTERS)):
+            counts = [(count_sections(r, splitter), w) for r, w in targets]
+            found = pick_threshold(counts, rng, floors=(2, 2), relations=(AT_LEAST,))
+            if found is not None:
+                return {"section_spliter": splitter, "num_sections": found[1]}
+        return None
+
+
+class JsonFormat(FixedInstruction):
+    id = "detectable_format:json_format"
+    phrasings = (
+        "Entire output should be wrapped in JSON format. You can use markdown ticks such as ```.",
+        "Return your whole answer as valid JSON (a ```json code fence is fine).",
+        "Format the entire response as JSON (markdown code ticks around it are allowed).",
+        "Your complete reply must be parseable JSON, optionally inside markdown ticks.",
+    )
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        value = (
+            response.strip()
+            .removeprefix("```json")
+            .removeprefix("```Json")
+            .removeprefix("```JSON")
+            .removeprefix("```")
+            .removesuffix("```")
+            .strip()
+        )
+        try:
+            json.loads(value)
+        except (ValueError, RecursionError):  # IFEval crashes on JSON nested ~1000 deep; we say False
+            return False
+        return True
+
+
+class Title(FixedInstruction):
+    id = "detectable_format:title"
+    phrasings = (
+        "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>.",
+        "Give your response a title in double angle brackets, like <<my title>>.",
+        "Include a title written as <<title>> in the answer.",
+        "Add a title wrapped in double angular brackets, for example <<a short story>>.",
+    )
+
+    def _check(self, response: str, args: Kwargs) -> bool:
+        return any(t.lstrip("<").rstrip(">").strip() for t in _TITLE.findall(response))
+
+
+TYPES = (
+    NumberBulletLists(),
+    ConstrainedResponse(),
+    NumberHighlightedSections(),
+    MultipleSections(),
+    JsonFormat(),
+    Title(),
+)

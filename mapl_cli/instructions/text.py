@@ -1,0 +1,238 @@
+"""Shared, memoised text analysis for the instruction checkers and generators.
+
+MAPL synthesis asks ~30 questions about the same two responses, so every per-response analysis here is an
+`lru_cache`d function of the text. Everything is offline: no NLTK data, no network.
+
+    >>> from mapl_cli.instructions import text
+    >>> text.count_words("Hello, world!"), text.count_sentences("Dr. Smith came. He left.")
+    (2, 2)
+
+Sentence splitting differs from the IFEval reference (which uses NLTK's trained punkt model, not shipped
+offline); the rules of `split_sentences` are documented in docs/instructions.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_CACHE = 4096
+
+# --- words ------------------------------------------------------------------------------------------------
+
+_WORD_RE = re.compile(r"\w+")  # the reference counts words with nltk's RegexpTokenizer(r"\w+")
+_ALPHA_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are aren't as at be because been before
+    being below between both but by can cannot could did do does doing don't down during each even ever
+    every few for from further get gets got had has have having he her here hers herself him himself his how
+    however i if in into is isn't it it's its itself just let like made make many may me might more most
+    much must my myself no nor not now of off often on once one only or other others our ours ourselves out
+    over own same shall she should since so some such than that that's the their theirs them themselves then
+    there there's these they this those though through thus to too under until up upon us very was wasn't we
+    well were what when where whether which while who whom whose why will with within without would yet you
+    your yours yourself yourselves also another anything because something someone thing things very really
+    into onto per via etc""".split()
+)
+
+#: Neutral content words for keywords that a response should NOT contain (and first words, generic enders).
+VOCABULARY = tuple(
+    """lantern orchard glacier compass harbor meadow velvet canyon lighthouse thunder saffron marble
+    pebble falcon willow quartz tundra lagoon beacon cinnamon crimson ember fjord garnet harvest ivory
+    jasmine kettle labyrinth mosaic nectar oasis paprika quiver rhubarb sapphire tapestry umbrella vortex
+    walnut yonder zephyr anchor blossom cobalt dolphin eclipse feather granite hammock iceberg juniper
+    kayak lavender magnet nutmeg origami pelican quill riverbank scarecrow trellis upholstery violin
+    waterfall xylophone yacht zenith acorn bamboo cactus driftwood elbow firefly gondola hazelnut igloo
+    jigsaw kaleidoscope lemonade mango nebula octopus pinecone raccoon snowflake tangerine volcano
+    windmill avalanche badger chestnut dragonfly emerald flamingo gazebo hedgehog inkwell jellyfish
+    koala ladybug marigold nightingale otter parsley questionnaire reindeer seashell toucan unicorn
+    vineyard woodpecker almond biscuit carousel daffodil""".split()
+)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def count_words(text: str) -> int:
+    """Number of `\\w+` runs, exactly as the reference's `count_words`."""
+    return len(_WORD_RE.findall(text))
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def content_words(text: str) -> tuple[str, ...]:
+    """Distinct lowercase alphabetic words of 4+ letters that are not stopwords, in order of appearance:
+    the candidates for keywords drawn from a response."""
+    seen: dict[str, None] = {}
+    for match in _ALPHA_WORD_RE.finditer(text):
+        word = match.group(0).lower()
+        if len(word) >= 4 and word.isalpha() and word not in STOPWORDS:
+            seen.setdefault(word, None)
+    return tuple(seen)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def lower(text: str) -> str:
+    return text.lower()
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def lower_words(text: str) -> frozenset[str]:
+    """The lowercased `\\w+` runs of `text`: a fast pre-filter for whole-word keyword matches."""
+    return frozenset(_WORD_RE.findall(text.lower()))
+
+
+# --- sentences --------------------------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(r"\S+")
+_CLOSERS = "\"'”’)]}*_"
+_OPENERS = "\"'“‘([{*_"
+#: Abbreviations never followed by a sentence break (titles that precede a name).
+_TITLES = frozenset("mr mrs ms dr prof st sr jr rev gen col capt lt sgt fig no vol vs".split())
+#: Abbreviations that end a sentence only when a capitalised word follows.
+_ABBREVIATIONS = frozenset(
+    "e.g i.e etc inc ltd co corp approx est dept jan feb mar apr jun jul aug sep sept oct nov dec "
+    "mon tue wed thu fri sat sun cf al".split()
+)
+#: Words that start a sentence even after an initial or a dotted abbreviation ("... in the U.S. The ...").
+_STARTERS = frozenset(
+    "the a an it this that these those he she we they i you there here but however in on at for if when "
+    "my our his her their then so and or as after before".split()
+)
+_INITIALS_RE = re.compile(r"^(?:[A-Za-z]\.)+$")  # "J.", "U.S.", "A.B.C."
+
+
+def _starts_upper(token: str) -> bool:
+    core = token.lstrip(_OPENERS)
+    return bool(core) and core[0].isupper()
+
+
+def _is_break(token: str, next_token: str | None) -> bool:
+    """Whether a sentence ends after `token` (a whitespace-delimited token), punkt-style."""
+    core = token.rstrip(_CLOSERS)
+    if not core:
+        return False
+    if core[-1] in "?!":
+        return True
+    if core[-1] != ".":
+        return False
+    if next_token is None:
+        return True
+    if core.endswith(".."):  # an ellipsis ends a sentence when a capitalised word follows
+        return _starts_upper(next_token)
+    word = core[:-1].lstrip(_OPENERS)
+    lowered = word.lower()
+    if lowered in _TITLES:
+        return False
+    if lowered in _ABBREVIATIONS:
+        return lowered not in ("e.g", "i.e", "cf") and _starts_upper(next_token)
+    if _INITIALS_RE.match(core.lstrip(_OPENERS)):
+        # an initial ("J. Smith") or dotted abbreviation ("U.S."): only a common sentence starter breaks
+        following = next_token.lstrip(_OPENERS).rstrip(_CLOSERS + ",;:").lower()
+        return following in _STARTERS and _starts_upper(next_token)
+    return True
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def split_sentences(text: str) -> tuple[str, ...]:
+    """Offline punkt-like sentence splitter.
+
+    A sentence ends after a whitespace-delimited token whose last character (ignoring closing quotes and
+    brackets) is `?`, `!` or `.`, except: title abbreviations (Mr., Dr., ...) never end one; other
+    known abbreviations (etc., Inc., Jan., ...) end one only before a capitalised word, e.g./i.e. never;
+    single-letter initials and dotted abbreviations (J., U.S.) only before a common capitalised sentence
+    starter (The, It, ...); an ellipsis only before a capitalised word. Newlines alone never end a sentence
+    (as in punkt). Text after the last break is one more sentence.
+    """
+    tokens = [(m.start(), m.end(), m.group(0)) for m in _TOKEN_RE.finditer(text)]
+    sentences = []
+    start = None
+    for index, (begin, end, token) in enumerate(tokens):
+        if start is None:
+            start = begin
+        following = tokens[index + 1][2] if index + 1 < len(tokens) else None
+        if _is_break(token, following):
+            sentences.append(text[start:end])
+            start = None
+    if start is not None:
+        sentences.append(text[start : tokens[-1][1]])
+    return tuple(sentences)
+
+
+def count_sentences(text: str) -> int:
+    return len(split_sentences(text))
+
+
+# --- capital words ----------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _treebank():
+    # NLTKWordTokenizer is the word tokenizer inside nltk.word_tokenize; it needs no downloaded data.
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
+
+
+@functools.lru_cache(maxsize=65536)
+def _upper_pieces(token: str, first: bool, last: bool) -> int:
+    """Upper-case treebank tokens made from one whitespace-delimited token of a sentence. The treebank
+    rules act within a token and its neighbouring spaces, except those anchored at the start or end of the
+    sentence, so the token is tokenised alone, with a dummy word after it unless it ends the sentence."""
+    text = (token if first else " " + token) + ("" if last else " x")
+    pieces = _treebank().tokenize(text)
+    if not last:
+        pieces = pieces[:-1]
+    return sum(1 for piece in pieces if piece.isupper())
+
+
+def count_capital_words_slow(text: str) -> int:
+    """`nltk.word_tokenize` semantics with `split_sentences` for punkt: treebank over whole sentences."""
+    tokenizer = _treebank()
+    return sum(1 for sent in split_sentences(text) for tok in tokenizer.tokenize(sent) if tok.isupper())
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def count_capital_words(text: str) -> int:
+    """Tokens that are all upper case, tokenised like `nltk.word_tokenize` (treebank words inside
+    sentences) but with `split_sentences` instead of the punkt model. Same count as
+    `count_capital_words_slow` (tests compare them), ~20x faster: only tokens holding an upper-case
+    letter can give an upper-case piece, and each distinct token is tokenised once."""
+    total = 0
+    for sentence in split_sentences(text):
+        tokens = sentence.split()
+        last = len(tokens) - 1
+        for index, token in enumerate(tokens):
+            if not token.islower() and any(c.isupper() for c in token):  # else no upper piece
+                total += _upper_pieces(token, index == 0, index == last)
+    return total
+
+
+# --- language ---------------------------------------------------------------------------------------------
+
+#: ISO 639-1 codes to language names, as in the reference (instructions_util.LANGUAGE_CODES).
+LANGUAGE_CODES = {
+    "en": "English", "es": "Spanish", "pt": "Portuguese", "ar": "Arabic", "hi": "Hindi", "fr": "French",
+    "ru": "Russian", "de": "German", "ja": "Japanese", "it": "Italian", "bn": "Bengali", "uk": "Ukrainian",
+    "th": "Thai", "ur": "Urdu", "ta": "Tamil", "te": "Telugu", "bg": "Bulgarian", "ko": "Korean",
+    "pl": "Polish", "he": "Hebrew", "fa": "Persian", "vi": "Vietnamese", "ne": "Nepali", "sw": "Swahili",
+    "kn": "Kannada", "mr": "Marathi", "gu": "Gujarati", "pa": "Punjabi", "ml": "Malayalam", "fi": "Finnish",
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _langdetect():
+    import langdetect
+    from langdetect import DetectorFactory
+
+    DetectorFactory.seed = 0  # langdetect is randomised; a fixed seed makes verdicts reproducible
+    return langdetect
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def detect_language(text: str) -> str | None:
+    """langdetect's code for `text` (seeded), or None where langdetect raises (no features in the text).
+    Slow (milliseconds): called only by the language and English case types, and memoised."""
+    langdetect = _langdetect()
+    try:
+        return langdetect.detect(text)
+    except langdetect.LangDetectException:
+        return None
