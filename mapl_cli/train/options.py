@@ -1,0 +1,61 @@
+"""Typer option types shared by `mapl train-rm` and `mapl train-dpo` (typer and the standard library only,
+so `mapl --help` does not import torch)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class Scheduler(str, Enum):
+    cosine = "cosine"
+    linear = "linear"
+    constant = "constant"
+
+
+class InterLoss(str, Enum):
+    pair = "pair"
+    margin = "margin"
+
+
+class Dtype(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+Pairs = Annotated[Path, typer.Argument(help="pairs.parquet written by `mapl synthesize` (or a folder holding one).")]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Output folder: model/, metrics.jsonl, curves.png, manifest.json, checkpoints/.")]
+Model = Annotated[str, typer.Option(help="Starting model: smollm2-135m-instruct (built in, default), tiny-random (built in, for tests), a local folder, or a hub id (only when the hub is reachable).")]
+EvalPairs = Annotated[Path | None, typer.Option(help="A second pairs table to evaluate on (loss and accuracy by kind, written to eval_metrics.jsonl).")]
+Epochs = Annotated[int, typer.Option(help="Passes over the pairs (ignored when --max-steps is set).")]
+MaxSteps = Annotated[int | None, typer.Option(help="Stop after this many optimizer steps (overrides --epochs).")]
+BatchSize = Annotated[int, typer.Option(help="Pairs per micro-batch per process; each pair is 2 sequences (4 for inter rows with --inter-loss margin) in one forward.")]
+GradAccum = Annotated[int, typer.Option(help="Micro-batches accumulated per optimizer step (global batch = batch size x grad accum x processes).")]
+Lr = Annotated[float | None, typer.Option(help="Peak learning rate [default: RM 1e-5, DPO 1e-6; with LoRA: RM 1e-4, DPO 5e-5].")]
+WarmupSteps = Annotated[int, typer.Option(help="Linear warm-up steps from 0 to --lr.")]
+SchedulerOpt = Annotated[Scheduler, typer.Option(help="Learning-rate schedule after warm-up.")]
+WeightDecay = Annotated[float, typer.Option(help="AdamW weight decay (not applied to biases and norms).")]
+MaxGradNorm = Annotated[float, typer.Option(help="Clip the global gradient norm to this value (0: no clipping).")]
+GradCkpt = Annotated[bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass: less memory, a little more compute.")]
+DtypeOpt = Annotated[Dtype, typer.Option(help="Weights dtype: auto is bfloat16 on a GPU that supports it, else float32 (bfloat16 is very slow on CPUs without native support).")]
+Seed = Annotated[int, typer.Option(help="Seed for the batch order and for new weights (reward head).")]
+MaxLength = Annotated[int, typer.Option(help="Longest prompt+response in tokens; responses are cut at the end (rows whose response would be empty are dropped and counted).")]
+MaxPromptLength = Annotated[int, typer.Option(help="Longest prompt in tokens; prompts keep their end (the instructions and the generation prompt).")]
+LambdaIntra = Annotated[float, typer.Option(help="Weight of intra-sample (Rc-BT) rows in the loss; 0 ignores them.")]
+LambdaInter = Annotated[float, typer.Option(help="Weight of inter-sample (multi-instruction) rows in the loss; 0 ignores them.")]
+InterLossOpt = Annotated[InterLoss, typer.Option(help="Inter loss: pair = -log sigmoid(s(x',y_w) - s(x',y_l)); margin = that margin must exceed the margin under the base prompt x (needs base_prompt).")]
+EvalEvery = Annotated[int, typer.Option(help="Evaluate on --eval-pairs every N steps (0: only at the end).")]
+SaveEvery = Annotated[int, typer.Option(help="Write a checkpoint every N steps (0: only at the end); the two newest are kept.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in --output (starts from scratch if there is none).")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite mapl outputs in an existing --output folder.")]
+LoraR = Annotated[int, typer.Option(help="LoRA rank (0: full fine-tune).")]
+LoraAlpha = Annotated[float | None, typer.Option(help="LoRA alpha [default: 2 x rank].")]
+LoraTargets = Annotated[str, typer.Option(help="Modules LoRA adapts: all-linear, or comma-separated names such as q_proj,v_proj.")]
+MergeLora = Annotated[bool, typer.Option("--merge-lora", help="Write merged full weights to model/ instead of the adapter.")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
+Shuffle = Annotated[bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle rows each epoch (seeded) and group them by length to cut padding; --no-shuffle keeps the file order.")]
+Packing = Annotated[bool, typer.Option("--packing/--no-packing", help="Pack the sequences of a batch into as few rows as fit (position ids restart per sequence, block-diagonal attention) instead of one padded row each.")]

@@ -1,0 +1,94 @@
+"""Reference log-probs for DPO, computed once in a no-grad pass and cached on disk.
+
+The cache is a Parquet file per (reference model fingerprint, dtype) under `$MAPL_CACHE/ref-logps/`,
+keyed by a hash of each sequence's prompt and response tokens, so later runs on the same pairs, `--resume`
+and evaluation passes reuse it; the reference model is freed before training starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from mapl_cli.models import _file_lock, cache_dir
+from mapl_cli.train.data import EncodedRow, Sequence, attention_ratio_of, make_batch, sequence_key
+from mapl_cli.train.scoring import response_logps
+
+
+def cache_path(fingerprint: str, dtype: torch.dtype) -> Path:
+    safe = fingerprint.replace("/", "--")
+    return cache_dir() / "ref-logps" / f"{safe}-{str(dtype).replace('torch.', '')}.parquet"
+
+
+def read_cache(path: Path) -> dict[str, float]:
+    if not path.exists():
+        return {}
+    table = pq.read_table(path)
+    return dict(zip(table.column("key").to_pylist(), table.column("logp").to_pylist(), strict=True))
+
+
+def write_cache(path: Path, new: dict[str, float]) -> None:
+    """Merge `new` into the cache file (under a lock, atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(path.with_suffix(".lock")):
+        merged = read_cache(path)
+        merged.update(new)
+        table = pa.table({"key": list(merged), "logp": pa.array(list(merged.values()), pa.float64())})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+
+
+@torch.no_grad()
+def compute_logps(
+    model, sequences: list[Sequence], batch_size: int, device, pad_id: int, progress=None, packing: bool = True
+) -> list[float]:
+    """Summed response log-probs of `sequences` (length-sorted batches, no grad)."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    ratio = attention_ratio_of(getattr(model, "config", None))
+    out = [0.0] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = make_batch([sequences[i] for i in chunk], pad_id, packing, ratio).to(device)
+        logps, _ = response_logps(model, batch)
+        for i, value in zip(chunk, logps.double().cpu().tolist(), strict=True):
+            out[i] = value
+        if progress is not None:
+            progress(len(chunk))
+    return out
+
+
+def precompute(
+    model, rows: list[EncodedRow], path: Path, batch_size: int, device, pad_id: int, rank: int = 0, world: int = 1,
+    progress=None, packing: bool = True,
+) -> tuple[dict[str, float], int]:
+    """Reference log-probs for every sequence of `rows`: read from the cache, computing (sharded across
+    processes) only the missing ones. Returns (key -> logp, number computed now)."""
+    cached = read_cache(path)
+    missing: dict[str, Sequence] = {}
+    for row in rows:
+        for key, seq in zip(row.keys, row.sequences, strict=True):
+            if key not in cached:
+                missing[key] = seq
+    keys = sorted(missing)
+    mine = keys[rank::world]
+    values = compute_logps(model, [missing[k] for k in mine], batch_size, device, pad_id, progress, packing)
+    new = dict(zip(mine, values, strict=True))
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list[dict] = [None] * world  # type: ignore[list-item]
+        dist.all_gather_object(gathered, new)
+        new = {k: v for part in gathered for k, v in part.items()}
+    if new and rank == 0:
+        write_cache(path, new)
+    cached.update(new)
+    return cached, len(keys)
+
+
+def lookup(cache: dict[str, float], sequences: list[Sequence]) -> torch.Tensor:
+    return torch.tensor([cache[sequence_key(s)] for s in sequences], dtype=torch.float64)

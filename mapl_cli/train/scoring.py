@@ -1,0 +1,76 @@
+"""Forward passes that turn token batches into scores: summed response log-probs (DPO) and rewards (RM).
+
+Both run the transformer body once over all sequences of a batch (chosen, rejected and, for the inter
+margin loss, the base-prompt ones). For log-probs the hidden states are sliced to response positions before
+the lm_head, so the vocabulary projection and its softmax are never computed for prompt or padding tokens.
+
+    logps, n_tokens = response_logps(model, input_ids, attention_mask, starts, lengths)
+    rewards = last_token_rewards(rm_model, input_ids, attention_mask)
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def unwrap(model):
+    """The transformers model under DDP / peft wrappers (peft's LoRA layers stay injected in it)."""
+    while hasattr(model, "module"):
+        model = model.module
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
+def body(model):
+    """The transformer body (e.g. LlamaModel) of a *ForCausalLM / *ForSequenceClassification model."""
+    inner = unwrap(model)
+    return getattr(inner, inner.base_model_prefix)
+
+
+def response_index(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the hidden state that predicts each response token: for a sequence whose response
+    occupies columns [o + start, o + start + length) of its row, the predicting columns are one to the left."""
+    lengths = batch.lengths
+    rows = torch.repeat_interleave(batch.row, lengths)
+    first = torch.cumsum(lengths, 0) - lengths
+    offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(first, lengths)
+    cols = torch.repeat_interleave(batch.offset + batch.starts - 1, lengths) + offsets
+    return rows, cols
+
+
+def token_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target] per row, in float32, without keeping a full log-softmax tensor."""
+    logits = logits.float()
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def hidden_states(model, batch) -> torch.Tensor:
+    return body(model)(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+        use_cache=False,
+    ).last_hidden_state
+
+
+def response_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of log pi(y_t | x, y_<t) over each sequence's response tokens, shape (N,), and the token counts.
+    `batch` is a `TokenBatch` already on the model's device."""
+    hidden = hidden_states(model, batch)
+    device = hidden.device
+    rows, cols = response_index(batch)
+    rows, cols = rows.to(device), cols.to(device)
+    selected = hidden[rows, cols]  # (M, H): response positions only
+    logits = unwrap(model).get_output_embeddings()(selected)  # (M, V)
+    per_token = token_logps(logits, batch.input_ids[rows, cols + 1])
+    seq = torch.repeat_interleave(torch.arange(len(batch.lengths)), batch.lengths).to(device)
+    sums = torch.zeros(len(batch.lengths), dtype=per_token.dtype, device=device).index_add(0, seq, per_token)
+    return sums, batch.lengths.to(device)
+
+
+def last_token_rewards(model, batch) -> torch.Tensor:
+    """r(x, y) read by the sequence-classification head at each sequence's last real token, shape (N,);
+    the head is applied to those hidden states only."""
+    hidden = hidden_states(model, batch)
+    last = (batch.offset + batch.starts + batch.lengths - 1).to(hidden.device)
+    pooled = hidden[batch.row.to(hidden.device), last]
+    return unwrap(model).score(pooled).squeeze(-1).float()
