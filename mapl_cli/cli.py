@@ -16,7 +16,9 @@ from collections.abc import Callable
 import typer
 
 from mapl_cli import __version__
-from mapl_cli.commands import synthesize
+from mapl_cli.commands import build_benchmark as build_benchmark_cmd
+from mapl_cli.commands import evaluate as evaluate_cmd
+from mapl_cli.commands import synthesize, train_dpo, train_rm
 from mapl_cli.errors import MaplError
 
 app = typer.Typer(
@@ -56,6 +58,10 @@ def guarded(command: Callable) -> Callable:
 
 
 app.command("synthesize")(guarded(synthesize.command))
+app.command("train-rm")(guarded(train_rm.command))
+app.command("train-dpo")(guarded(train_dpo.command))
+app.command("build-benchmark")(guarded(build_benchmark_cmd.command))
+app.command("evaluate")(guarded(evaluate_cmd.command))
 
 
 def main() -> None:

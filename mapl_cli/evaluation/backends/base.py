@@ -1,0 +1,75 @@
+"""The generation interface every backend follows, and a dummy backend for tests.
+
+A backend turns chat prompts (lists of {role, content} messages) and one set of sampling settings into one
+response string per prompt, in input order. Batching, padding and stop tokens are the backend's business.
+
+    from mapl_cli.evaluation.backends import get_backend
+    backend = get_backend("hf", model="tiny-random")
+    responses = backend.generate([[{"role": "user", "content": "Hi"}]], SamplingConfig(max_new_tokens=8))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+Messages = list[dict[str, str]]
+#: Called with the number of prompts just finished (for progress bars).
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Sampling settings shared by every backend. temperature 0 means greedy decoding."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@runtime_checkable
+class GenerationBackend(Protocol):
+    """Chat prompts and sampling settings in, responses out (same order as the prompts)."""
+
+    name: str
+
+    def generate(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, progress: ProgressFn | None = None
+    ) -> list[str]: ...
+
+    def close(self) -> None:
+        """Free the model's memory (the evaluator calls it before loading the next model)."""
+        ...
+
+
+class DummyBackend:
+    """A backend without a model: `respond(messages) -> str` makes each response; every call is recorded.
+
+    The default reply echoes the last user message, so tests can predict it.
+    """
+
+    name = "dummy"
+
+    def __init__(self, model: str = "dummy", respond: Callable[[Messages], str] | None = None, **_: object):
+        self.model = model
+        self.respond = respond or (lambda messages: f"echo: {messages[-1]['content']}")
+        self.calls: list[tuple[list[Messages], SamplingConfig]] = []
+        self.closed = False
+
+    def generate(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, progress: ProgressFn | None = None
+    ) -> list[str]:
+        self.calls.append((list(prompts), sampling))
+        out = [self.respond(messages) for messages in prompts]
+        if progress is not None:
+            progress(len(out))
+        return out
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,161 @@
+"""The transformers backend: batched `model.generate` on CPU or GPU.
+
+Prompts are rendered with the tokenizer's chat template, sorted by length (longest first) so each batch
+holds prompts of similar length and wastes little padding, left-padded (decoder-only models continue from
+the right edge), and generated with the KV cache. Generation stops at the chat template's end-of-turn token
+as well as at EOS. Responses come back in the prompts' order.
+
+    backend = HFBackend("smollm2-135m-instruct", batch_size=32)
+    backend.generate([[{"role": "user", "content": "Write a haiku."}]], SamplingConfig(max_new_tokens=64))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mapl_cli.errors import MaplError
+from mapl_cli.evaluation.backends.base import Messages, ProgressFn, SamplingConfig
+from mapl_cli.evaluation.checkpoints import resolve_checkpoint
+
+_KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
+
+
+def end_of_turn_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
+    """Token ids that end an assistant turn: EOS, the generation config's EOS ids, and the token the chat
+    template writes right after an assistant message."""
+    ids: list[int] = []
+
+    def add(value: Any) -> None:
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, int) and v >= 0 and v not in ids:
+                ids.append(v)
+
+    add(tokenizer.eos_token_id)
+    if generation_config is not None:
+        add(getattr(generation_config, "eos_token_id", None))
+    vocab = tokenizer.get_vocab()
+    for token in _KNOWN_END_OF_TURN:
+        if token in vocab:
+            add(vocab[token])
+    if getattr(tokenizer, "chat_template", None):
+        marker = "MAPLENDMARKER"
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "x"}, {"role": "assistant", "content": marker}], tokenize=False
+        )
+        after = text.split(marker, 1)[-1]
+        tail = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
+        if tail and tail[0] in tokenizer.all_special_ids:
+            add(tail[0])
+    return ids
+
+
+def render_prompts(tokenizer: Any, prompts: Sequence[Messages]) -> list[list[int]]:
+    """Token ids of each prompt rendered with the chat template and the assistant-turn opener."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise MaplError("the model's tokenizer has no chat template; mapl evaluate needs a chat/instruct model")
+    out = []
+    for messages in prompts:
+        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        out.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return out
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first (an OOM shows up on the first batch)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class HFBackend:
+    """Batched generation with transformers; see the module docstring."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 16,
+        dtype: str = "auto",
+        device: str | None = None,
+        **_: object,
+    ):
+        from mapl_cli.models import load_causal_lm
+
+        checkpoint = resolve_checkpoint(model)
+        lm, tokenizer = load_causal_lm(checkpoint.base, dtype=dtype, device=device)
+        if checkpoint.adapter:
+            from peft import PeftModel
+
+            lm = PeftModel.from_pretrained(lm, checkpoint.adapter).merge_and_unload()
+        self._setup(lm, tokenizer, batch_size)
+
+    @classmethod
+    def from_loaded(cls, lm: Any, tokenizer: Any, batch_size: int = 16) -> HFBackend:
+        """A backend around an already loaded model and tokenizer (benchmarks, tests)."""
+        self = cls.__new__(cls)
+        self._setup(lm, tokenizer, batch_size)
+        return self
+
+    def _setup(self, lm: Any, tokenizer: Any, batch_size: int) -> None:
+        if batch_size < 1:
+            raise MaplError(f"--batch-size must be at least 1, got {batch_size}")
+        self.model = lm.eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.batch_size = batch_size
+        self.stop_ids = end_of_turn_ids(tokenizer, getattr(lm, "generation_config", None))
+        #: (prompt indices, padded prompt length) of each batch of the last call, for tests and stats.
+        self.last_batches: list[tuple[list[int], int]] = []
+        self.generated_tokens = 0
+
+    def _decode(self, tokens: list[int]) -> tuple[str, int]:
+        """The text before the first stop token, and how many tokens were generated (stop token included)."""
+        for j, token in enumerate(tokens):
+            if token in self.stop_ids:
+                return self.tokenizer.decode(tokens[:j], skip_special_tokens=True), j + 1
+        return self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens)
+
+    def generate(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, progress: ProgressFn | None = None
+    ) -> list[str]:
+        import torch
+
+        ids = render_prompts(self.tokenizer, prompts)
+        out: list[str | None] = [None] * len(ids)
+        self.last_batches = []
+        device = next(self.model.parameters()).device
+        options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy}
+        if not sampling.greedy:
+            options.update(temperature=sampling.temperature, top_p=sampling.top_p)
+            torch.manual_seed(sampling.seed)
+        else:  # silence "temperature is set but do_sample is False" from the model's generation config
+            options.update(temperature=None, top_p=None, top_k=None)
+        for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
+            padded = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, padding=True, return_tensors="pt")
+            width = padded["input_ids"].shape[1]
+            self.last_batches.append((batch, width))
+            with torch.inference_mode():
+                generated = self.model.generate(
+                    input_ids=padded["input_ids"].to(device),
+                    attention_mask=padded["attention_mask"].to(device),
+                    eos_token_id=self.stop_ids,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    use_cache=True,
+                    **options,
+                )
+            new_tokens = generated[:, width:].tolist()
+            for i, tokens in zip(batch, new_tokens, strict=True):
+                out[i], count = self._decode(tokens)
+                self.generated_tokens += count
+            if progress is not None:
+                progress(len(batch))
+        return [text or "" for text in out]
+
+    def close(self) -> None:
+        import gc
+
+        del self.model
+        gc.collect()

@@ -1,0 +1,332 @@
+"""IFEval-format benchmarks: reading them with validation, and building multi-instruction ones.
+
+A benchmark is a jsonl file of rows {key, prompt, instruction_id_list, kwargs}, IFEval's own format, so the
+real IFEval file (google/IFEval) and the sets `mapl build-benchmark` writes are read by the same code.
+
+    mapl build-benchmark examples/eval_prompts.jsonl --output examples/eval_benchmark.jsonl --k-min 1 --k-max 6
+    rows = read_benchmark("examples/eval_benchmark.jsonl")
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mapl_cli.errors import MaplError
+
+RELATIONS = ("less than", "at least")
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """One prompt with its instructions; `kwargs[i]` holds the arguments of `instruction_id_list[i]` with
+    IFEval's null placeholders removed."""
+
+    key: int
+    prompt: str
+    instruction_id_list: list[str]
+    kwargs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "prompt": self.prompt, "instruction_id_list": self.instruction_id_list, "kwargs": self.kwargs}
+
+
+# ---- argument validation -----------------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]  # returns an error message, or None when the value is fine
+
+
+def _int(lo: int = 1) -> Check:
+    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= lo else f"an integer >= {lo}"
+
+
+def _text(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "a non-empty string"
+
+
+def _words(v: Any) -> str | None:
+    ok = isinstance(v, list) and v and all(isinstance(w, str) and w.strip() for w in v)
+    return None if ok else "a non-empty list of strings"
+
+
+def _relation(v: Any) -> str | None:
+    return None if v in RELATIONS else f"one of {RELATIONS}"
+
+
+def _letter(v: Any) -> str | None:
+    return None if isinstance(v, str) and len(v) == 1 and v.isalpha() else "a single letter"
+
+
+#: IFEval's 25 instruction ids and the arguments each one needs (all required: IFEval's reference checker
+#: would otherwise draw missing arguments at random, and scores would not be reproducible).
+IFEVAL_ARGS: dict[str, dict[str, Check]] = {
+    "keywords:existence": {"keywords": _words},
+    "keywords:frequency": {"keyword": _text, "frequency": _int(), "relation": _relation},
+    "keywords:forbidden_words": {"forbidden_words": _words},
+    "keywords:letter_frequency": {"letter": _letter, "let_frequency": _int(), "let_relation": _relation},
+    "language:response_language": {"language": _text},
+    "length_constraints:number_sentences": {"num_sentences": _int(), "relation": _relation},
+    "length_constraints:number_paragraphs": {"num_paragraphs": _int()},
+    "length_constraints:number_words": {"num_words": _int(), "relation": _relation},
+    "length_constraints:nth_paragraph_first_word": {"num_paragraphs": _int(), "nth_paragraph": _int(), "first_word": _text},
+    "detectable_content:number_placeholders": {"num_placeholders": _int()},
+    "detectable_content:postscript": {"postscript_marker": _text},
+    "detectable_format:number_bullet_lists": {"num_bullets": _int()},
+    "detectable_format:constrained_response": {},
+    "detectable_format:number_highlighted_sections": {"num_highlights": _int()},
+    "detectable_format:multiple_sections": {"section_spliter": _text, "num_sections": _int()},
+    "detectable_format:json_format": {},
+    "detectable_format:title": {},
+    "combination:two_responses": {},
+    "combination:repeat_prompt": {"prompt_to_repeat": _text},
+    "startend:end_checker": {"end_phrase": _text},
+    "change_case:capital_word_frequency": {"capital_frequency": _int(), "capital_relation": _relation},
+    "change_case:english_capital": {},
+    "change_case:english_lowercase": {},
+    "punctuation:no_comma": {},
+    "startend:quotation": {},
+}
+
+
+def clean_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Drop IFEval's null placeholders (the HF copy of IFEval lists every argument name, most as null)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def validate_kwargs(instruction_id: str, kwargs: Any) -> dict[str, Any]:
+    """The cleaned arguments of one instruction, or ValueError saying what is wrong with them."""
+    from mapl_cli.instructions import get_instruction
+
+    get_instruction(instruction_id)  # MaplError for an unknown id
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"kwargs for {instruction_id} must be an object, got {type(kwargs).__name__}")
+    kwargs = clean_kwargs(kwargs)
+    spec = IFEVAL_ARGS.get(instruction_id)
+    if spec is None:  # a project-specific instruction: let its checker judge the arguments
+        try:
+            get_instruction(instruction_id).check("A short sample response.", kwargs)
+        except Exception as err:  # noqa: BLE001 - any failure means the arguments are unusable
+            raise ValueError(f"kwargs {kwargs} rejected by {instruction_id}: {err}") from None
+        return kwargs
+    for name in kwargs:
+        if name not in spec:
+            raise ValueError(f"{instruction_id} takes no argument {name!r} (it takes: {', '.join(spec) or 'none'})")
+    for name, check in spec.items():
+        if name not in kwargs:
+            raise ValueError(f"{instruction_id} is missing argument {name!r}")
+        problem = check(kwargs[name])
+        if problem:
+            raise ValueError(f"{instruction_id} argument {name!r} must be {problem}, got {kwargs[name]!r}")
+    return kwargs
+
+
+def parse_row(raw: Any, index: int, source: str) -> BenchmarkRow:
+    """Validate one raw row; any problem raises MaplError naming the file, row and key."""
+    where = f"{source}: row {index}"
+    if not isinstance(raw, dict):
+        raise MaplError(f"{where}: expected a JSON object")
+    key = raw.get("key", index)
+    if not isinstance(key, int) or isinstance(key, bool):
+        raise MaplError(f"{where}: 'key' must be an integer, got {key!r}")
+    where = f"{source}: row {index} (key {key})"
+    prompt, ids, kwargs = raw.get("prompt"), raw.get("instruction_id_list"), raw.get("kwargs")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise MaplError(f"{where}: 'prompt' must be a non-empty string")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        raise MaplError(f"{where}: 'instruction_id_list' must be a non-empty list of instruction ids")
+    if kwargs is None:
+        kwargs = [{} for _ in ids]
+    if not isinstance(kwargs, list) or len(kwargs) != len(ids):
+        raise MaplError(f"{where}: 'kwargs' must be a list with one object per instruction ({len(ids)})")
+    cleaned = []
+    for instruction_id, args in zip(ids, kwargs, strict=True):
+        try:
+            cleaned.append(validate_kwargs(instruction_id, args))
+        except MaplError as err:
+            raise MaplError(f"{where}: {err}") from None
+        except ValueError as err:
+            raise MaplError(f"{where}: malformed kwargs: {err}") from None
+    return BenchmarkRow(key=key, prompt=prompt, instruction_id_list=list(ids), kwargs=cleaned)
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise MaplError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
+    return rows
+
+
+def _read_hub(spec: str) -> list[tuple[int, Any]]:
+    name, _, split = spec[len("hf://") :].partition(":")
+    try:
+        import datasets
+
+        data = datasets.load_dataset(name, split=split or "train")
+    except Exception as err:  # noqa: BLE001 - offline, unknown dataset, no permission: one message
+        raise MaplError(
+            f"cannot load {spec} from the Hugging Face hub ({type(err).__name__}); offline, download "
+            f"input_data.jsonl from https://huggingface.co/datasets/{name} on a connected machine and pass "
+            "its local path instead"
+        ) from None
+    return [(i + 1, dict(row)) for i, row in enumerate(data)]
+
+
+def read_benchmark(source: str | Path, limit: int | None = None) -> list[BenchmarkRow]:
+    """Read and validate a benchmark: a local IFEval-format jsonl file or `hf://google/IFEval[:split]`."""
+    text = str(source)
+    if text.startswith("hf://"):
+        raw_rows = _read_hub(text)
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise MaplError(f"{path}: no such benchmark file")
+        raw_rows = _read_jsonl(path)
+    if not raw_rows:
+        raise MaplError(f"{text}: the benchmark has no rows")
+    rows, seen = [], set()
+    for index, raw in raw_rows[: limit if limit else None]:
+        row = parse_row(raw, index, text)
+        if row.key in seen:
+            raise MaplError(f"{text}: row {index}: duplicate key {row.key}")
+        seen.add(row.key)
+        rows.append(row)
+    return rows
+
+
+# ---- building a multi-instruction benchmark ----------------------------------------------------------------
+
+_WORDS = (
+    "river", "garden", "window", "history", "balance", "signal", "journey", "harvest", "engine", "market",
+    "pattern", "season", "bridge", "quiet", "energy", "lantern", "courage", "network", "orbit", "recipe",
+    "mountain", "library", "stream", "canvas", "future", "pocket", "summer", "thunder", "village", "circle",
+)
+_ENDINGS = ("Any other questions?", "Is there anything else I can help with?", "Let me know if you need more.")
+_LANGUAGES = ("de", "fr", "es", "it", "pt")
+
+
+def sample_kwargs(instruction_id: str, base_prompt: str, rng: random.Random) -> dict[str, Any]:
+    """Arguments for one instruction with no response in view, valid for IFEval's reference checker too."""
+    r = rng
+    samplers: dict[str, Callable[[], dict[str, Any]]] = {
+        "keywords:existence": lambda: {"keywords": r.sample(_WORDS, 2)},
+        "keywords:frequency": lambda: {"keyword": r.choice(_WORDS), "frequency": r.randint(1, 3), "relation": r.choice(RELATIONS)},
+        "keywords:forbidden_words": lambda: {"forbidden_words": r.sample(_WORDS, 2)},
+        "keywords:letter_frequency": lambda: {
+            "letter": r.choice("abcdefghijklmnopqrstuvwxyz"), "let_frequency": r.randint(1, 10), "let_relation": r.choice(RELATIONS)},
+        "language:response_language": lambda: {"language": r.choice(_LANGUAGES)},
+        "length_constraints:number_sentences": lambda: {"num_sentences": r.randint(1, 10), "relation": r.choice(RELATIONS)},
+        "length_constraints:number_paragraphs": lambda: {"num_paragraphs": r.randint(2, 5)},
+        "length_constraints:number_words": lambda: {"num_words": r.randrange(50, 400, 10), "relation": r.choice(RELATIONS)},
+        "length_constraints:nth_paragraph_first_word": lambda: _nth_paragraph(r),
+        "detectable_content:number_placeholders": lambda: {"num_placeholders": r.randint(1, 4)},
+        "detectable_content:postscript": lambda: {"postscript_marker": r.choice(("P.S.", "P.P.S"))},
+        "detectable_format:number_bullet_lists": lambda: {"num_bullets": r.randint(1, 5)},
+        "detectable_format:number_highlighted_sections": lambda: {"num_highlights": r.randint(1, 4)},
+        "detectable_format:multiple_sections": lambda: {"section_spliter": r.choice(("Section", "SECTION")), "num_sections": r.randint(2, 5)},
+        "combination:repeat_prompt": lambda: {"prompt_to_repeat": base_prompt},
+        "startend:end_checker": lambda: {"end_phrase": r.choice(_ENDINGS)},
+        "change_case:capital_word_frequency": lambda: {"capital_frequency": r.randint(1, 20), "capital_relation": r.choice(RELATIONS)},
+    }
+    if instruction_id in samplers:
+        return samplers[instruction_id]()
+    if instruction_id in IFEVAL_ARGS:  # the instructions without arguments
+        return {}
+    raise MaplError(f"build-benchmark cannot choose arguments for {instruction_id!r}; use --exclude {instruction_id}")
+
+
+def _nth_paragraph(r: random.Random) -> dict[str, Any]:
+    paragraphs = r.randint(2, 5)
+    return {"num_paragraphs": paragraphs, "nth_paragraph": r.randint(1, paragraphs), "first_word": r.choice(_WORDS)}
+
+
+def _pick_ids(pool: Sequence[str], k: int, rng: random.Random, conflicts: Callable[[str, str], bool]) -> list[str] | None:
+    """k mutually conflict-free ids from `pool`, or None if 200 shuffles found none."""
+    for _ in range(200):
+        order = list(pool)
+        rng.shuffle(order)
+        chosen: list[str] = []
+        for candidate in order:
+            if all(not conflicts(candidate, c) and not conflicts(c, candidate) for c in chosen):
+                chosen.append(candidate)
+                if len(chosen) == k:
+                    return chosen
+    return None
+
+
+def instruction_pool(include: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[str]:
+    """The ids build-benchmark draws from: IFEval's 25 (or `include`), minus `exclude`; all must exist."""
+    from mapl_cli.instructions import get_instruction
+
+    include, exclude = list(include), list(exclude)
+    for instruction_id in include + exclude:
+        get_instruction(instruction_id)
+    pool = [i for i in (include or list(IFEVAL_ARGS)) if i not in set(exclude)]
+    if not pool:
+        raise MaplError("no instruction ids left after --include/--exclude")
+    return pool
+
+
+def build_rows(
+    prompts: Sequence[tuple[int, str]],
+    k_min: int = 1,
+    k_max: int = 6,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    seed: int = 0,
+) -> list[BenchmarkRow]:
+    """One benchmark row per (key, base prompt). Each row's draws use an rng seeded by (seed, key), so a row
+    does not change when other prompts are added or removed."""
+    from mapl_cli.instructions import conflicts, get_instruction
+
+    if not 1 <= k_min <= k_max:
+        raise MaplError(f"need 1 <= --k-min <= --k-max, got {k_min} and {k_max}")
+    pool = instruction_pool(include, exclude)
+    rows = []
+    for key, base in prompts:
+        rng = random.Random(f"mapl-benchmark:{seed}:{key}")
+        k = rng.randint(k_min, k_max)
+        ids = _pick_ids(pool, k, rng, conflicts)
+        if ids is None:
+            raise MaplError(f"cannot find {k} conflict-free instructions among {len(pool)} ids for prompt key {key}; widen --include or lower --k-max")
+        kwargs = [sample_kwargs(i, base, rng) for i in ids]
+        lines = [get_instruction(i).describe(a, rng) for i, a in zip(ids, kwargs, strict=True)]
+        rows.append(BenchmarkRow(key=key, prompt=base.rstrip() + "\n\n" + "\n".join(lines), instruction_id_list=ids, kwargs=kwargs))
+    return rows
+
+
+def read_base_prompts(path: str | Path) -> list[tuple[int, str]]:
+    """(key, prompt) pairs from a jsonl file of {"key", "prompt"} rows (key defaults to the row number)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaplError(f"{path}: no such file")
+    out, seen = [], set()
+    for index, (lineno, raw) in enumerate(_read_jsonl(path)):
+        prompt = raw.get("prompt") if isinstance(raw, dict) else None
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise MaplError(f"{path}: line {lineno}: needs a non-empty string 'prompt'")
+        key = raw.get("key", index)
+        if not isinstance(key, int) or isinstance(key, bool) or key in seen:
+            raise MaplError(f"{path}: line {lineno}: 'key' must be a unique integer, got {key!r}")
+        seen.add(key)
+        out.append((key, prompt))
+    if not out:
+        raise MaplError(f"{path}: no prompts")
+    return out
+
+
+def write_benchmark(rows: Sequence[BenchmarkRow], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")

@@ -1,0 +1,431 @@
+"""`mapl evaluate`: generate with one or several models (or read responses made elsewhere), score them with
+the instruction registry, and write results.parquet, summary.json, report.md and charts.
+
+    mapl evaluate --benchmark examples/eval_benchmark.jsonl --model smollm2-135m-instruct \
+        --model out/dpo-mapl --max-new-tokens 256 --output out/eval
+    mapl evaluate --benchmark ifeval_input_data.jsonl --responses my_model_responses.jsonl --output out/eval
+    mapl evaluate --reward-model out/rm-bt --reward-model out/rm-mapl --pairs out/heldout --output out/eval-rm
+
+Results are appended to DIR/results.jsonl as each chunk of prompts finishes (flushed to disk), so a crash
+loses at most one chunk; `--resume` skips the (model, prompt) pairs already there. The parquet, summary and
+report are rebuilt from that file at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mapl_cli.errors import MaplError
+from mapl_cli.evaluation.backends.base import GenerationBackend, SamplingConfig
+from mapl_cli.evaluation.benchmark import BenchmarkRow, parse_row, read_benchmark
+from mapl_cli.evaluation.scoring import METRICS, score_row, summarize
+
+RESULTS_JSONL = "results.jsonl"
+SETTINGS_JSON = "settings.json"
+OUTPUT_FILES = (RESULTS_JSONL, SETTINGS_JSON, "results.parquet", "summary.json", "report.md", "manifest.json",
+                "accuracy.png", "accuracy_by_k.png", "reward_accuracy.png")
+
+BackendFactory = Callable[[str], GenerationBackend]
+
+
+@dataclass
+class EvaluateConfig:
+    """Everything `mapl evaluate` needs; the CLI module only fills this in."""
+
+    output: Path
+    benchmark: str | None = None
+    models: list[str] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+    reward_models: list[str] = field(default_factory=list)
+    pairs: str | None = None
+    backend: str = "auto"
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    batch_size: int = 16
+    dtype: str = "auto"
+    device: str | None = None
+    tensor_parallel_size: int = 1
+    lora_mode: str = "serve"
+    limit: int | None = None
+    #: (I, N): evaluate only the I-th of N contiguous slices of the benchmark (after --limit), for job arrays.
+    shard: tuple[int, int] = (0, 1)
+    #: Output folders of earlier (sharded) runs to combine into one report; nothing is generated.
+    merge: list[str] = field(default_factory=list)
+    chunk_size: int = 64
+    #: Reward models only: longest prompt+response in tokens (responses are cut at the end).
+    max_length: int = 1024
+    resume: bool = False
+    force: bool = False
+    #: Tests inject a factory (model name -> backend); None builds the backend named by `backend`.
+    backend_factory: BackendFactory | None = None
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# ---- the output folder --------------------------------------------------------------------------------------
+
+
+def _prepare_output(config: EvaluateConfig, settings: dict[str, Any]) -> dict[tuple[str, int], dict]:
+    """Create the output folder; return the records already there when resuming."""
+    out = config.output
+    out.mkdir(parents=True, exist_ok=True)
+    existing = out / RESULTS_JSONL
+    if existing.exists() and not (config.resume or config.force):
+        raise MaplError(f"{out}: holds results from an earlier run; pass --resume to continue it or --force to start over")
+    if config.force and not config.resume:
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+    done: dict[tuple[str, int], dict] = {}
+    settings_path = out / SETTINGS_JSON
+    if config.resume and settings_path.exists():
+        before = json.loads(settings_path.read_text())
+        if before != settings:
+            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+            raise MaplError(f"{out}: --resume with different settings ({', '.join(changed)}); use a new --output or --force")
+    if config.resume and existing.exists():
+        for record in _read_records(existing):
+            done[(record["model"], record["key"])] = record
+    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
+    return done
+
+
+def _read_records(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                # A crash can cut the last line short; everything before it is intact.
+                continue
+
+
+class _ResultWriter:
+    """Appends records to results.jsonl and forces them to disk after every chunk."""
+
+    def __init__(self, path: Path):
+        self.handle = open(path, "a", encoding="utf-8")
+
+    def write(self, records: Sequence[dict]) -> None:
+        for record in records:
+            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _record(label: str, source: str, row: BenchmarkRow, response: str) -> dict[str, Any]:
+    verdicts = score_row(row, response)
+    return {
+        "model": label,
+        "model_source": source,
+        "key": row.key,
+        "prompt": row.prompt,
+        "instruction_id_list": row.instruction_id_list,
+        "kwargs": json.dumps(row.kwargs),
+        "n_instructions": len(row.instruction_id_list),
+        "response": response,
+        "strict": verdicts.strict,
+        "loose": verdicts.loose,
+        "prompt_strict": all(verdicts.strict),
+        "prompt_loose": all(verdicts.loose),
+    }
+
+
+# ---- models and responses -----------------------------------------------------------------------------------
+
+
+def _unique(labels: Sequence[str], taken: Sequence[str] = ()) -> list[str]:
+    """The labels made unique, in order: a second `model` becomes `model#2`."""
+    out: list[str] = []
+    for label in labels:
+        candidate, n = label, 2
+        while candidate in out or candidate in taken:
+            candidate, n = f"{label}#{n}", n + 1
+        out.append(candidate)
+    return out
+
+
+def _labels(names: Sequence[str]) -> list[str]:
+    """Report labels for `--model` values: a run folder's name, or the name itself."""
+    from mapl_cli.evaluation.checkpoints import display_name
+
+    return _unique([display_name(name) for name in names])
+
+
+def preflight_model(name: str) -> None:
+    """Fail before any generation if `name` cannot be found or its config cannot be read."""
+    from mapl_cli.evaluation.checkpoints import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(name)
+    try:
+        from transformers import AutoConfig
+
+        from mapl_cli.models import resolve_model
+
+        AutoConfig.from_pretrained(str(resolve_model(checkpoint.base)))
+    except MaplError as err:
+        raise MaplError(f"model {name!r} cannot be loaded: {err}") from None
+    except Exception as err:  # noqa: BLE001 - missing files, bad config, offline hub: one line for the user
+        raise MaplError(f"model {name!r} cannot be loaded: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+
+
+def _make_backend(config: EvaluateConfig, model: str) -> GenerationBackend:
+    if config.backend_factory is not None:
+        return config.backend_factory(model)
+    from mapl_cli.evaluation.backends import get_backend
+
+    try:
+        return get_backend(
+            config.backend,
+            model=model,
+            batch_size=config.batch_size,
+            dtype=config.dtype,
+            device=config.device,
+            tensor_parallel_size=config.tensor_parallel_size,
+            lora_mode=config.lora_mode,
+            seed=config.sampling.seed,
+        )
+    except MaplError:
+        raise
+    except (OSError, ValueError) as err:
+        raise MaplError(f"model {model!r} cannot be loaded: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+
+
+def _chunks(rows: Sequence[BenchmarkRow], size: int) -> Iterator[Sequence[BenchmarkRow]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _generate_model(config, label, model, rows, done, writer, console) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    todo = [row for row in rows if (label, row.key) not in done]
+    if not todo:
+        console.print(f"[dim]{label}: all {len(rows)} prompts already answered, skipping[/dim]")
+        return
+    if len(todo) < len(rows):
+        console.print(f"{label}: resuming, {len(rows) - len(todo)} of {len(rows)} prompts already answered")
+    started = time.time()
+    backend = _make_backend(config, model)
+    console.print(f"{label}: loaded on {backend.name} in {time.time() - started:.1f} s")
+    try:
+        with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("generate", total=len(todo))
+            for chunk in _chunks(todo, config.chunk_size):
+                messages = [[{"role": "user", "content": row.prompt}] for row in chunk]
+                responses = backend.generate(messages, config.sampling, progress=lambda n: bar.advance(task, n))
+                records = [_record(label, model, row, text) for row, text in zip(chunk, responses, strict=True)]
+                writer.write(records)
+                done.update(((label, r["key"]), r) for r in records)
+    finally:
+        backend.close()
+
+
+def read_responses(path: str, rows: Sequence[BenchmarkRow] | None) -> list[tuple[BenchmarkRow, str]]:
+    """Match each {prompt, response} line of an IFEval response file to its benchmark row.
+
+    Lines are matched by `key` when they have one, else by the exact prompt text. Without a benchmark, each
+    line must carry its own instruction_id_list and kwargs.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise MaplError(f"{file}: no such responses file")
+    by_key = {row.key: row for row in rows or []}
+    by_prompt = {row.prompt: row for row in rows or []}
+    out = []
+    with open(file, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise MaplError(f"{file}: line {lineno} is not valid JSON ({err.msg})") from None
+            if not isinstance(raw, dict) or not isinstance(raw.get("response"), str):
+                raise MaplError(f"{file}: line {lineno}: needs a string 'response'")
+            if rows is None:
+                row = parse_row(raw, lineno, str(file))
+            elif isinstance(raw.get("key"), int) and raw["key"] in by_key:
+                row = by_key[raw["key"]]
+            elif raw.get("prompt") in by_prompt:
+                row = by_prompt[raw["prompt"]]
+            else:
+                raise MaplError(f"{file}: line {lineno}: its prompt (and key) match no benchmark row")
+            out.append((row, raw["response"]))
+    if not out:
+        raise MaplError(f"{file}: no responses")
+    return out
+
+
+# ---- the run ------------------------------------------------------------------------------------------------
+
+
+def _settings(config: EvaluateConfig, rows: Sequence[BenchmarkRow] | None) -> dict[str, Any]:
+    from mapl_cli.manifest import input_record
+
+    return {
+        "benchmark": input_record(config.benchmark) if config.benchmark else None,
+        "limit": config.limit,
+        "shard": list(config.shard),
+        "sampling": asdict(config.sampling),
+        "n_prompts": len(rows) if rows is not None else None,
+    }
+
+
+def _write_outputs(config: EvaluateConfig, records: list[dict], labels: Sequence[str], sources: dict[str, str], extra: dict) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mapl_cli.evaluation import report
+    from mapl_cli.manifest import write_json_atomic
+
+    out = config.output
+    summary: dict[str, Any] = {"metrics": list(METRICS), "models": {}, "sampling": asdict(config.sampling), **extra}
+    if records:
+        table = pa.Table.from_pylist(records)
+        pq.write_table(table, out / "results.parquet")
+    for label in labels:
+        mine = [r for r in records if r["model"] == label]
+        if not mine:
+            continue
+        from mapl_cli.evaluation.scoring import Verdicts
+
+        items = [(r["instruction_id_list"], Verdicts(r["strict"], r["loose"])) for r in mine]
+        summary["models"][label] = {"source": sources[label], **summarize(items)}
+    write_json_atomic(out / "summary.json", summary)
+    report.write_report(out, summary)
+    return summary
+
+
+def shard_rows(rows: list[BenchmarkRow], shard: tuple[int, int]) -> list[BenchmarkRow]:
+    """The I-th of N contiguous slices; the N slices in order are the whole list."""
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise MaplError(f"--shard: need 0 <= I < N, got {index}/{count}")
+    return rows[index * len(rows) // count : (index + 1) * len(rows) // count]
+
+
+def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str, Any]:
+    """Combine the results.jsonl of several output folders (the shards of one evaluation) into one report."""
+    from mapl_cli.manifest import build_manifest, write_json_atomic
+
+    if config.models or config.responses or config.reward_models:
+        raise MaplError("--merge combines finished runs; it cannot be mixed with --model, --responses or --reward-model")
+    records: dict[tuple[str, int], dict] = {}
+    settings = []
+    for folder in config.merge:
+        path = Path(folder) / RESULTS_JSONL
+        if not path.is_file():
+            raise MaplError(f"{folder}: no {RESULTS_JSONL}; not an output folder of mapl evaluate")
+        if (Path(folder) / SETTINGS_JSON).exists():
+            found = json.loads((Path(folder) / SETTINGS_JSON).read_text())
+            settings.append({k: v for k, v in found.items() if k not in ("shard", "n_prompts")})
+        for record in _read_records(path):
+            records.setdefault((record["model"], record["key"]), record)
+    if any(s != settings[0] for s in settings):
+        raise MaplError("--merge: the folders were evaluated with different benchmarks or settings")
+    if not records:
+        raise MaplError("--merge: the folders hold no results")
+    config.output.mkdir(parents=True, exist_ok=True)
+    if (config.output / RESULTS_JSONL).exists() and not config.force:
+        raise MaplError(f"{config.output}: holds results already; pass --force to overwrite them")
+    labels = list(dict.fromkeys(r["model"] for r in records.values()))
+    ordered = sorted(records.values(), key=lambda r: (labels.index(r["model"]), r["key"]))
+    (config.output / RESULTS_JSONL).unlink(missing_ok=True)
+    writer = _ResultWriter(config.output / RESULTS_JSONL)
+    writer.write(ordered)
+    writer.close()
+    sources = {r["model"]: r["model_source"] for r in ordered}
+    summary = _write_outputs(config, ordered, labels, sources, {"merged_from": list(config.merge)})
+    counts = {label: sum(1 for r in ordered if r["model"] == label) for label in labels}
+    write_json_atomic(config.output / "manifest.json", build_manifest(
+        "evaluate", {"merge": list(config.merge)}, list(config.merge), counts, started, outputs={"dir": str(config.output)}))
+    from mapl_cli.evaluation.report import comparison_table
+
+    sys.stdout.write(comparison_table(summary) + "\n")
+    console.print(f"merged {len(config.merge)} folders into {config.output} ({len(ordered)} results)")
+    return summary
+
+
+def run(config: EvaluateConfig) -> dict[str, Any]:
+    """Run the evaluation described by `config`; returns the summary dict (also written to summary.json)."""
+    from mapl_cli.manifest import build_manifest, write_json_atomic
+
+    started = time.time()
+    console = _console()
+    if config.merge:
+        return merge_runs(config, started, console)
+    if not (config.models or config.responses or config.reward_models):
+        raise MaplError("nothing to evaluate: give --model, --responses, --reward-model or --merge")
+    if config.reward_models and not config.pairs:
+        raise MaplError("--reward-model needs --pairs (a pairs.parquet file or folder)")
+    if config.models and not config.benchmark:
+        raise MaplError("--model needs --benchmark (an IFEval-format jsonl file or hf://google/IFEval)")
+    if config.chunk_size < 1:
+        raise MaplError("chunk size must be at least 1")
+    rows = read_benchmark(config.benchmark, config.limit) if config.benchmark else None
+    rows = shard_rows(rows, config.shard) if rows is not None else None
+    for model in config.models:  # a model that cannot load fails before any generation
+        preflight_model(model)
+    responses = [read_responses(path, rows) for path in config.responses]
+    for name in config.reward_models:
+        from mapl_cli.evaluation.reward import preflight_reward_model
+
+        preflight_reward_model(name)
+
+    done = _prepare_output(config, _settings(config, rows))
+    model_labels = _labels(config.models)
+    response_labels = _unique([Path(p).stem for p in config.responses], taken=model_labels)
+    sources = dict(zip(model_labels, config.models, strict=True)) | dict(zip(response_labels, config.responses, strict=True))
+
+    writer = _ResultWriter(config.output / RESULTS_JSONL)
+    try:
+        for label, path, pairs in zip(response_labels, config.responses, responses, strict=True):
+            todo = [(row, text) for row, text in pairs if (label, row.key) not in done]
+            records = [_record(label, path, row, text) for row, text in todo]
+            writer.write(records)
+            done.update(((label, r["key"]), r) for r in records)
+        for label, model in zip(model_labels, config.models, strict=True):
+            _generate_model(config, label, model, rows, done, writer, console)
+    finally:
+        writer.close()
+
+    extra: dict[str, Any] = {}
+    if config.reward_models:
+        from mapl_cli.evaluation.reward import evaluate_reward_models
+
+        extra["reward_models"] = evaluate_reward_models(
+            config.reward_models, config.pairs, batch_size=config.batch_size, device=config.device, console=console,
+            max_length=config.max_length,
+        )
+    labels = model_labels + response_labels
+    records = [r for r in done.values() if r["model"] in set(labels)]
+    records.sort(key=lambda r: (labels.index(r["model"]), r["key"]))
+    summary = _write_outputs(config, records, labels, sources, extra)
+    inputs = [p for p in [config.benchmark, *config.responses, config.pairs] if p]
+    counts = {label: sum(1 for r in records if r["model"] == label) for label in labels}
+    options = {k: v for k, v in asdict(config).items() if k not in ("backend_factory", "output")}
+    write_json_atomic(
+        config.output / "manifest.json",
+        build_manifest("evaluate", options, inputs, counts, started, seed=config.sampling.seed, outputs={"dir": str(config.output)}),
+    )
+    from mapl_cli.evaluation.report import comparison_table
+
+    sys.stdout.write(comparison_table(summary) + "\n")
+    written = ["report.md", "summary.json"] + (["results.parquet"] if records else [])
+    console.print(f"wrote {', '.join(written)} in {config.output} ({time.time() - started:.0f} s)")
+    return summary

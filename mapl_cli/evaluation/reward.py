@@ -1,0 +1,131 @@
+"""Reward-model evaluation: pairwise accuracy and mean margin on a pairs table, by kind and by condition.
+
+A pair counts as correct when r(prompt_chosen, response_chosen) > r(prompt_rejected, response_rejected).
+Sequences are tokenised and scored with the trainer's own code (`train.data.encode_pairs`,
+`train.scoring.last_token_rewards`), so evaluation reads a reward model exactly as `mapl train-rm` trained it.
+
+    mapl evaluate --reward-model out/rm-bt --reward-model out/rm-mapl --pairs out/heldout --output out/eval-rm
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from mapl_cli.errors import MaplError
+from mapl_cli.evaluation.checkpoints import display_name, resolve_checkpoint
+
+
+def preflight_reward_model(name: str) -> None:
+    """Fail early when `name` is not a reward-model folder (or an adapter over one)."""
+    if not Path(name).exists():
+        raise MaplError(f"{name}: no such reward-model folder (give the output folder of mapl train-rm)")
+    resolve_checkpoint(name)
+
+
+def load_reward_model(name: str, device: Any = None, dtype: str = "auto") -> tuple[Any, Any, Any]:
+    """(model, tokenizer, device) for a `mapl train-rm` output: a full folder or a LoRA adapter folder."""
+    from transformers import AutoModelForSequenceClassification
+
+    from mapl_cli.models import default_device, load_tokenizer, resolve_dtype, resolve_model
+
+    device = device if device is not None else default_device()
+    checkpoint = resolve_checkpoint(name)
+    torch_dtype = resolve_dtype(dtype, device)
+    try:
+        if checkpoint.adapter:
+            from peft import PeftModel
+            from transformers.utils import logging as hf_logging
+
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # "score weights newly initialised": the adapter brings them
+            try:
+                base = AutoModelForSequenceClassification.from_pretrained(str(resolve_model(checkpoint.base)), num_labels=1, dtype=torch_dtype)
+            finally:
+                hf_logging.set_verbosity(verbosity)
+            model = PeftModel.from_pretrained(base, checkpoint.adapter).merge_and_unload()
+            tokenizer_source = checkpoint.adapter if (Path(checkpoint.adapter) / "tokenizer_config.json").exists() else checkpoint.base
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(checkpoint.base, num_labels=1, dtype=torch_dtype)
+            tokenizer_source = checkpoint.base
+    except (OSError, ValueError) as err:
+        raise MaplError(f"reward model {name!r} cannot be loaded: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    if tokenizer_source == checkpoint.adapter:
+        from transformers import AutoTokenizer
+
+        from mapl_cli.models import prepare_tokenizer
+
+        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(tokenizer_source), name)
+    else:
+        tokenizer = load_tokenizer(tokenizer_source)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer, device
+
+
+def _stats(margins: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(margins),
+        "accuracy": sum(m > 0 for m in margins) / len(margins),
+        "mean_margin": sum(margins) / len(margins),
+    }
+
+
+def pair_margins(model: Any, tokenizer: Any, table: Any, device: Any, batch_size: int = 16, max_length: int = 1024) -> dict[str, float]:
+    """r(chosen side) - r(rejected side) for every pair that survives tokenisation, keyed by pair_id."""
+    import torch
+
+    from mapl_cli.train.data import encode_pairs, make_batch
+    from mapl_cli.train.scoring import last_token_rewards
+
+    rows, _dropped = encode_pairs(table, tokenizer, max_length=max_length, max_prompt_length=None)
+    margins: dict[str, float] = {}
+    rows = sorted(rows, key=lambda r: r.length)  # similar lengths per batch: less padding
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        sequences = [s for r in batch for s in r.sequences[:2]]
+        batch_tokens = make_batch(sequences, tokenizer.pad_token_id, packing=False).to(device)
+        with torch.inference_mode():
+            rewards = last_token_rewards(model, batch_tokens).tolist()
+        for n, row in enumerate(batch):
+            margins[row.pair_id] = rewards[2 * n] - rewards[2 * n + 1]
+    return margins
+
+
+def summarize_margins(table: Any, margins: dict[str, float]) -> dict[str, Any]:
+    """Accuracy and mean margin overall, by kind, and by condition (intra rows)."""
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    by_condition: dict[str, list[float]] = defaultdict(list)
+    for pair_id, kind, condition in zip(*(table.column(c).to_pylist() for c in ("pair_id", "kind", "condition")), strict=True):
+        if pair_id not in margins:
+            continue
+        by_kind[kind].append(margins[pair_id])
+        if condition:
+            by_condition[f"{kind}/{condition}"].append(margins[pair_id])
+    if not margins:
+        raise MaplError("no pair could be scored (every response was truncated away; raise --max-length)")
+    return {
+        "overall": _stats(list(margins.values())),
+        "by_kind": {k: _stats(v) for k, v in sorted(by_kind.items())},
+        "by_condition": {k: _stats(v) for k, v in sorted(by_condition.items())},
+        "n_pairs": table.num_rows,
+        "n_scored": len(margins),
+    }
+
+
+def evaluate_reward_models(names: list[str], pairs: str, batch_size: int = 16, device: Any = None, console: Any = None, max_length: int = 1024) -> dict[str, Any]:
+    """{label: summary} for each reward model on the same pairs."""
+    from mapl_cli.pairs import read_pairs
+
+    table = read_pairs(pairs)
+    out: dict[str, Any] = {}
+    for name in names:
+        label = display_name(name)
+        model, tokenizer, dev = load_reward_model(name, device=device)
+        margins = pair_margins(model, tokenizer, table, dev, batch_size=batch_size, max_length=max_length)
+        out[label] = {"source": name, **summarize_margins(table, margins)}
+        if console is not None:
+            overall = out[label]["overall"]
+            console.print(f"{label}: accuracy {overall['accuracy']:.3f}, mean margin {overall['mean_margin']:+.3f} on {overall['n']} pairs")
+        del model
+    return out
