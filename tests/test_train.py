@@ -290,3 +290,19 @@ def test_resume_refuses_changed_batching(pairs, tmp_path):
     run(_config("rm", pairs, tmp_path / "o", max_steps=2))
     with pytest.raises(MaplError, match=r"cannot --resume .*global batch \(2 -> 4\)"):
         run(_config("rm", pairs, tmp_path / "o", max_steps=2, batch_size=4, resume=True))
+
+
+def test_zero_lambdas_leave_intra_and_inter_rows_out_of_batches(tmp_path, monkeypatch):
+    """With both lambdas 0 only standard rows take batch slots, so a baseline trains on as many standard
+    rows per step as MAPL trains on rows of all kinds."""
+    import json
+
+    monkeypatch.setattr("mapl_cli.train.reference.cache_dir", lambda: tmp_path / "cache")
+    pairs = write_pairs(tmp_path / "p.parquet", n_sources=4)
+    run(TrainConfig(stage="dpo", pairs=str(pairs), output=tmp_path / "out", model="tiny-random", max_steps=2,
+                    batch_size=2, lambda_intra=0.0, lambda_inter=0.0, progress=False))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["rows_zero_weight_left_out"]["intra"] > 0
+    assert manifest["counts"]["rows_zero_weight_left_out"]["inter"] > 0
+    records = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["accuracy/intra"] is None and r["accuracy/inter"] is None for r in records)

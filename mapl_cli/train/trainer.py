@@ -97,11 +97,13 @@ def _read_margins(path: str, column: str, pair_ids: list[str]) -> dict[str, floa
     names = pq.read_schema(file).names
     if column not in names:
         raise MaplError(f"{file}: --margin-column {column!r} is not a column (columns: {', '.join(names)})")
-    values = pq.read_table(file, columns=[column]).column(column).to_pylist()
+    data = pq.read_table(file, columns=["pair_id", column])
+    values = data.column(column).to_pylist()
     for row, value in enumerate(values):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise MaplError(f"{file}: column {column!r} must hold finite numbers; row {row} has {value!r}")
-    return dict(zip(pair_ids, map(float, values), strict=True))
+    by_id = dict(zip(data.column("pair_id").to_pylist(), map(float, values), strict=True))
+    return {pair_id: by_id[pair_id] for pair_id in pair_ids}
 
 
 class _StopFlag:
@@ -237,6 +239,22 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _drop_zero_weight_kinds(table, config: TrainConfig):
+    """Leave out rows of a kind whose lambda is 0: they would add nothing to the loss, yet take batch slots
+    (with both lambdas 0, batches then hold standard rows only, exactly as plain BT / DPO)."""
+    import pyarrow.compute as pc
+
+    dropped = {kind: 0 for kind in ("intra", "inter")}
+    for kind, weight in (("intra", config.lambda_intra), ("inter", config.lambda_inter)):
+        if weight == 0:
+            mask = pc.equal(table.column("kind"), kind)
+            dropped[kind] = int(pc.sum(mask).as_py() or 0)
+            table = table.filter(pc.invert(mask))
+    if table.num_rows == 0:
+        raise MaplError(f"{config.pairs}: no rows of a kind with non-zero weight (check --lambda-intra/--lambda-inter)")
+    return table, {k: v for k, v in dropped.items() if v}
+
+
 def run(config: TrainConfig, on_step=None) -> dict:
     """Train as configured; returns a summary. `on_step(step, record)` may return True to stop like SIGINT."""
     from rich.console import Console
@@ -247,6 +265,7 @@ def run(config: TrainConfig, on_step=None) -> dict:
     _check_options(config)
     # Inputs are validated before anything heavy loads.
     table = read_pairs(config.pairs)
+    table, zero_weight = _drop_zero_weight_kinds(table, config)
     eval_table = read_pairs(config.eval_pairs) if config.eval_pairs else None
     margins = None
     if config.margin_column:
@@ -395,7 +414,7 @@ def run(config: TrainConfig, on_step=None) -> dict:
         report.plot_curves(metrics, out / "curves.png", f"train-{config.stage}", report.read_jsonl(eval_path))
         last = metrics[-1] if metrics else {}
         counts = {
-            "rows": table.num_rows, "rows_used": len(rows), "dropped": dropped, "eval_rows": len(eval_rows),
+            "rows": table.num_rows, "rows_zero_weight_left_out": zero_weight, "rows_used": len(rows), "dropped": dropped, "eval_rows": len(eval_rows),
             "eval_dropped": eval_dropped, "steps": total_steps, "resumed_from_step": start_step,
             "steps_per_epoch": steps_per_epoch, "global_batch": global_batch, "world_size": world,
         }
