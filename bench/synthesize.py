@@ -1,4 +1,4 @@
-"""Synthesis throughput and memory: source pairs per second with 1 and 2 workers, and peak RSS.
+"""Synthesis throughput and memory: source pairs per second with 1 and 2 workers, and peak memory.
 
     python bench/synthesize.py                       # 10,000 source pairs, 1 and 2 workers
     python bench/synthesize.py --rows 100000 --workers 2
@@ -6,7 +6,8 @@
 The input repeats examples/prefs.jsonl until it holds --rows rows. Every copy after the first is perturbed
 (sentences added to and dropped from its responses), so no response text repeats and no per-text cache
 in the instruction registry gets a free hit: the number measures work on distinct data. Each run is a separate
-`mapl synthesize` process; peak RSS is sampled over the whole process tree (the driver plus its workers).
+`mapl synthesize` process; peak memory is sampled over the whole process tree (the driver plus its workers) as summed PSS, and
+the driver's own peak RSS.
 Prints a table and writes bench/results/synthesize.json.
 """
 
@@ -75,11 +76,13 @@ def make_input(rows: int, path: Path) -> int:
     return repeats
 
 
-def tree_rss(proc: psutil.Process) -> int:
+def tree_memory(proc: psutil.Process) -> int:
+    """Proportional set size (PSS) summed over the process tree: forked workers share the driver's pages,
+    which a sum of RSS would count once per process."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            total += p.memory_full_info().pss
         except psutil.Error:
             pass
     return total
@@ -93,11 +96,11 @@ def run_once(input_path: Path, out_dir: Path, workers: int) -> dict:
     peak_tree = peak_main = 0
     while proc.poll() is None:
         try:
-            peak_tree = max(peak_tree, tree_rss(ps))
+            peak_tree = max(peak_tree, tree_memory(ps))
             peak_main = max(peak_main, ps.memory_info().rss)
         except psutil.Error:
             pass
-        time.sleep(0.1)
+        time.sleep(0.2)
     seconds = time.perf_counter() - start
     out, err = proc.communicate()
     if proc.returncode != 0:
@@ -113,7 +116,7 @@ def run_once(input_path: Path, out_dir: Path, workers: int) -> dict:
         "stage_seconds": manifest["wall_seconds"],
         "source_pairs_per_s": round(counts["source_rows_read"] / seconds, 1),
         "peak_rss_main_mb": round(peak_main / 2**20, 1),
-        "peak_rss_tree_mb": round(peak_tree / 2**20, 1),
+        "peak_pss_tree_mb": round(peak_tree / 2**20, 1),
         "pairs_sha256": __import__("hashlib").sha256((out_dir / "pairs.parquet").read_bytes()).hexdigest()[:16],
     }
 
@@ -132,9 +135,9 @@ def main() -> None:
         results = [run_once(input_path, tmp / f"out{w}", w) for w in args.workers]
 
     print(f"\nmapl synthesize, {args.rows:,} source pairs, default options ({platform.processor() or platform.machine()}, {psutil.cpu_count()} cores)")
-    print(f"{'workers':>7} {'seconds':>9} {'pairs/s':>9} {'rows out':>9} {'peak RSS MB (tree)':>19} {'sha256':>17}")
+    print(f"{'workers':>7} {'seconds':>9} {'pairs/s':>9} {'rows out':>9} {'peak MB (tree PSS)':>19} {'sha256':>17}")
     for r in results:
-        print(f"{r['workers']:>7} {r['wall_seconds']:>9.2f} {r['source_pairs_per_s']:>9.1f} {r['rows_written']:>9} {r['peak_rss_tree_mb']:>19.1f} {r['pairs_sha256']:>17}")
+        print(f"{r['workers']:>7} {r['wall_seconds']:>9.2f} {r['source_pairs_per_s']:>9.1f} {r['rows_written']:>9} {r['peak_pss_tree_mb']:>19.1f} {r['pairs_sha256']:>17}")
     print(f"repeated response texts in the input: {repeats}")
     identical = len({r["pairs_sha256"] for r in results}) == 1
     print(f"output identical across worker counts: {identical}")

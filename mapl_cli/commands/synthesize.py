@@ -53,7 +53,7 @@ def command(
     exclude: Annotated[list[str] | None, typer.Option(help="Never use these instruction ids (repeat or comma-separate), e.g. to hold types out for evaluation.")] = None,
     no_standard: Annotated[bool, typer.Option("--no-standard", help="Do not copy the original pairs into the output as standard rows.")] = False,
     shard: Annotated[str, typer.Option(help="Process only shard I of N (0-based contiguous split of the input rows), for Slurm job arrays; the N outputs concatenated in order equal the unsharded output.")] = "0/1",
-    workers: Annotated[int, typer.Option(help="Worker processes; the output does not depend on this.")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes; 0 means one per CPU core. The output does not depend on this.")] = 0,
     limit: Annotated[int | None, typer.Option(help="Process at most this many input rows (of this shard).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT/pairs.parquet.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip and count unusable input rows instead of stopping at the first one.")] = False,

@@ -44,7 +44,7 @@ class SynthConfig:
     exclude: tuple[str, ...] = ()
     standard: bool = True
     shard: tuple[int, int] = (0, 1)
-    workers: int = 1
+    workers: int = 0  # 0: one per CPU core (a single process for inputs of one or two batches)
     limit: int | None = None
     force: bool = False
     skip_invalid: bool = False
@@ -232,7 +232,7 @@ def run(config: SynthConfig) -> dict[str, Any]:
             task = bar.add_task("synthesize", total=stop - start, rate="-")
             batches = source.batches(config.batch_rows, start, stop)
             init = (opts, source.spec, config.columns, config.skip_invalid)
-            for rows, invalid, dropped, read in _results(batches, config.workers, init):
+            for rows, invalid, dropped, read in _results(batches, _workers(config.workers, stop - start, config.batch_rows), init):
                 stats.add(rows, invalid, dropped, read)
                 buffer.extend(rows)
                 while len(buffer) >= ROW_GROUP_ROWS:
@@ -260,14 +260,24 @@ def run(config: SynthConfig) -> dict[str, Any]:
     return manifest
 
 
+def _workers(asked: int, rows: int, batch_rows: int) -> int:
+    """Worker processes to use: `asked`, or with 0 one per CPU core (at most 8) when the input spans more
+    than two batches; the output is the same either way."""
+    if asked:
+        return asked
+    if rows <= 2 * batch_rows:
+        return 1
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
 def _check_options(config: SynthConfig) -> None:
     if config.k_min < 1 or config.k_max < config.k_min:
         raise MaplError(f"--k-min/--k-max: need 1 <= k-min <= k-max, got {config.k_min} and {config.k_max}")
     index, count = config.shard
     if count < 1 or not 0 <= index < count:
         raise MaplError(f"--shard: expected I/N with 0 <= I < N, got {index}/{count}")
-    if config.workers < 1:
-        raise MaplError("--workers must be at least 1")
+    if config.workers < 0:
+        raise MaplError("--workers must be 0 (one per CPU core) or more")
     if config.limit is not None and config.limit < 1:
         raise MaplError("--limit must be at least 1")
     if config.intra_per_response < 0 or config.inter_per_pair < 0:
