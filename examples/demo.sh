@@ -16,12 +16,12 @@
 set -euo pipefail
 
 DIR="${1:-demo}"
-STEPS="${MAPL_DEMO_STEPS:-12}"                    # optimizer steps per policy
+STEPS="${MAPL_DEMO_STEPS:-24}"                    # optimizer steps per policy
 BATCH="${MAPL_DEMO_BATCH:-4}"                     # pairs per step
 MAX_LENGTH="${MAPL_DEMO_MAX_LENGTH:-320}"         # prompt + response tokens in training
 LORA_R="${MAPL_DEMO_LORA_R:-16}"
 LR="${MAPL_DEMO_LR:-5e-4}"                        # LoRA on a handful of steps needs a large step
-PROMPTS="${MAPL_DEMO_PROMPTS:-48}"                # benchmark prompts evaluated per model
+PROMPTS="${MAPL_DEMO_PROMPTS:-120}"               # benchmark prompts evaluated per model (all 120)
 MAX_NEW_TOKENS="${MAPL_DEMO_MAX_NEW_TOKENS:-128}"
 GEN_BATCH="${MAPL_DEMO_GEN_BATCH:-24}"
 SEED="${MAPL_DEMO_SEED:-0}"
