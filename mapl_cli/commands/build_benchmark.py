@@ -13,9 +13,7 @@ from typing import Annotated
 
 import typer
 
-
-def _ids(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for value in values or [] for v in value.split(",") if v.strip())
+from mapl_cli.commands.parsing import parse_ids
 
 
 def command(
@@ -36,7 +34,7 @@ def command(
     if output.exists() and not force:
         raise MaplError(f"{output}: exists; pass --force to overwrite it")
     base = read_base_prompts(prompts)[: limit if limit else None]
-    rows = build_rows(base, k_min=k_min, k_max=k_max, include=_ids(include), exclude=_ids(exclude), seed=seed)
+    rows = build_rows(base, k_min=k_min, k_max=k_max, include=parse_ids(include), exclude=parse_ids(exclude), seed=seed)
     write_benchmark(rows, output)
     counts: dict[int, int] = {}
     for row in rows:

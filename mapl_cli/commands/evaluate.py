@@ -16,15 +16,7 @@ from typing import Annotated
 
 import typer
 
-
-def _shard(value: str) -> tuple[int, int]:
-    from mapl_cli.errors import MaplError
-
-    try:
-        index, count = (int(part) for part in value.split("/"))
-    except ValueError:
-        raise MaplError(f"--shard: expected I/N such as 0/4, got '{value}'") from None
-    return index, count
+from mapl_cli.commands.parsing import parse_shard
 
 
 class Backend(str, Enum):
@@ -89,7 +81,7 @@ def command(
         tensor_parallel_size=tensor_parallel_size,
         lora_mode=lora_mode.value,
         limit=limit,
-        shard=_shard(shard),
+        shard=parse_shard(shard),
         merge=list(merge or []),
         chunk_size=chunk_size,
         max_length=max_length,

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from mapl_cli.commands.parsing import parse_ids, parse_shard
 from mapl_cli.errors import MaplError
 
 CONDITIONS = ("all_vs_notall", "some_vs_none")
@@ -25,18 +26,6 @@ def _choices(value: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]
         if item not in allowed:
             raise MaplError(f"{flag}: unknown value '{item}' (choose from {', '.join(allowed)})")
     return items
-
-
-def _ids(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for value in values or [] for v in value.split(",") if v.strip())
-
-
-def _shard(value: str) -> tuple[int, int]:
-    try:
-        index, count = (int(part) for part in value.split("/"))
-    except ValueError:
-        raise MaplError(f"--shard: expected I/N such as 0/4, got '{value}'") from None
-    return index, count
 
 
 def command(
@@ -77,10 +66,10 @@ def command(
         anchors=_choices(anchors, ANCHORS, "--anchors"),
         intra_per_response=intra_per_response,
         inter_per_pair=inter_per_pair,
-        include=_ids(include),
-        exclude=_ids(exclude),
+        include=parse_ids(include),
+        exclude=parse_ids(exclude),
         standard=not no_standard,
-        shard=_shard(shard),
+        shard=parse_shard(shard),
         workers=workers,
         limit=limit,
         force=force,
