@@ -45,6 +45,7 @@ def command(
     lora_alpha: o.LoraAlpha = None,
     lora_targets: o.LoraTargets = "all-linear",
     merge_lora: o.MergeLora = False,
+    fsdp: o.Fsdp = False,
     seed: o.Seed = 0,
     eval_every: o.EvalEvery = 0,
     save_every: o.SaveEvery = 100,
@@ -63,7 +64,7 @@ def command(
         epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         warmup_steps=warmup_steps, scheduler=scheduler.value, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
         max_length=max_length, max_prompt_length=max_prompt_length, shuffle=shuffle, packing=packing, gradient_checkpointing=gradient_checkpointing,
-        dtype=dtype.value, lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=lora_targets, merge_lora=merge_lora,
+        dtype=dtype.value, lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=lora_targets, merge_lora=merge_lora, fsdp=fsdp,
         seed=seed, eval_every=eval_every, save_every=save_every, resume=resume, force=force, progress=progress,
     )
     summary = run(config)

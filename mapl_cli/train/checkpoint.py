@@ -2,7 +2,9 @@
 rng states and the data position (the global step; the batch order is a pure function of seed and epoch).
 
 A checkpoint is written to a temporary folder and renamed into place, so a folder named step-* is always
-complete; only the newest `keep` are kept.
+complete; only the newest `keep` are kept. Under FSDP the weights and optimizer state are gathered in full
+on rank 0 (all processes call `save`; rank 0 writes), and the optimizer state is keyed by parameter name,
+so a checkpoint loads whatever the process count and whether or not the run that wrote it used FSDP.
 """
 
 from __future__ import annotations
@@ -19,10 +21,6 @@ from safetensors.torch import load_file, save_file
 PREFIX = "step-"
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def rng_state() -> dict:
     state = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -37,16 +35,22 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(folder: Path, step: int, model, optimizer, scheduler, meta: dict, keep: int = 2) -> Path:
-    """Write checkpoint `step` under `folder` (DIR/checkpoints) and prune older ones."""
+def save(folder: Path, step: int, par, model, optimizer, scheduler, meta: dict, keep: int = 2) -> Path | None:
+    """Write checkpoint `step` under `folder` (DIR/checkpoints) and prune older ones. Every process calls
+    it (FSDP gathers the state); rank 0 writes and returns the folder, the others return None."""
+    weights = par.trainable_state(model)
+    optim = par.optimizer_state(model, optimizer)
+    if par.rank != 0:
+        return None
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{PREFIX}{step:06d}"
     tmp = folder / f".tmp-{PREFIX}{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    save_file(weights, str(tmp / "trainable.safetensors"))
     torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step},
+        {"optimizer": optim, "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step,
+         "optimizer_layout": "by-name"},
         tmp / "trainer_state.pt",
     )
     (tmp / "meta.json").write_text(json.dumps({"step": step, **meta}, indent=2, default=str) + "\n")
@@ -68,18 +72,20 @@ def latest(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load(path: Path, model, optimizer, scheduler) -> int:
-    """Restore a checkpoint into model/optimizer/scheduler and the rng; returns its step."""
-    weights = load_file(str(path / "trainable.safetensors"))
-    params = dict(model.named_parameters())
-    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
-    if missing or any(n not in params for n in weights):
-        raise ValueError(f"checkpoint {path} does not match the model (e.g. {(missing or list(weights))[0]})")
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor)
+def load(path: Path, par, model, optimizer, scheduler) -> int:
+    """Restore a checkpoint into model/optimizer/scheduler and the rng; returns its step. Every process
+    reads the same files (a shared file system, as for the output folder)."""
+    try:
+        par.load_trainable(model, load_file(str(path / "trainable.safetensors")))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
+    if state.get("optimizer_layout") == "by-name":
+        par.load_optimizer_state(model, optimizer, state["optimizer"])
+    elif par.sharded:  # checkpoints of earlier mapl versions keep the optimizer state by parameter position
+        raise ValueError(f"{path}: written by an earlier mapl version; resume it without --fsdp")
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return int(state["step"])

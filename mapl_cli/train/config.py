@@ -51,6 +51,7 @@ class TrainConfig:
     lora_alpha: float | None = None
     lora_targets: str = "all-linear"
     merge_lora: bool = False
+    fsdp: bool = False  # shard across processes instead of replicas
     # bookkeeping
     eval_every: int = 0
     save_every: int = 100

@@ -71,7 +71,9 @@ def apply_lora(model, config: TrainConfig, task_type: str):
         raise MaplError(f"--lora-targets {config.lora_targets!r}: {err}") from None
 
 
-def _prepare(model, config: TrainConfig):
+def _prepare(model, config: TrainConfig, state=None):
+    if state is not None:
+        model.load_state_dict(state)
     model.mapl_attention_ratio = attention_ratio_of(model.config)
     if config.gradient_checkpointing:
         model.config.use_cache = False
@@ -93,17 +95,18 @@ class DPOObjective:
         self.ref_cache: dict[str, float] | None = None
         self.ref_model = None  # a frozen copy, only without --precompute-ref and without LoRA
 
-    def build(self):
+    def build(self, device=None, state=None):
+        """The policy to train (`state`: full weights to load instead, e.g. gathered from FSDP shards)."""
         from transformers import AutoModelForCausalLM
 
         from mapl_cli.models import resolve_model
 
         model = AutoModelForCausalLM.from_pretrained(str(resolve_model(self.config.model)), dtype=self.dtype)
         model.config.pad_token_id = self.tokenizer.pad_token_id
-        model.to(self.device)
+        model.to(device or self.device)
         if self.config.lora:
             model = apply_lora(model, self.config, "CAUSAL_LM")
-        return _prepare(model, self.config)
+        return _prepare(model, self.config, state)
 
     def load_reference(self, policy):
         """The reference model for a pass: --ref-model, else the starting policy (LoRA: adapters disabled)."""
@@ -167,7 +170,8 @@ class RMObjective:
         self.config, self.device, self.dtype, self.tokenizer = config, device, dtype, tokenizer
         self.margins = margins
 
-    def build(self):
+    def build(self, device=None, state=None):
+        """The model to train (`state`: full weights to load instead, e.g. gathered from FSDP shards)."""
         from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging as hf_logging
 
@@ -183,10 +187,10 @@ class RMObjective:
         finally:
             hf_logging.set_verbosity(verbosity)
         model.config.pad_token_id = self.tokenizer.pad_token_id
-        model.to(self.device)
+        model.to(device or self.device)
         if self.config.lora:
             model = apply_lora(model, self.config, "SEQ_CLS")
-        return _prepare(model, self.config)
+        return _prepare(model, self.config, state)
 
     def forward(self, model, rows: list[EncodedRow]) -> RowOutputs:
         cfg = self.config

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from mapl_cli.train.parallel import in_forward
+
 
 def unwrap(model):
     """The transformers model under DDP / peft wrappers (peft's LoRA layers stay injected in it)."""
@@ -55,6 +57,10 @@ def hidden_states(model, batch) -> torch.Tensor:
 def response_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum of log pi(y_t | x, y_<t) over each sequence's response tokens, shape (N,), and the token counts.
     `batch` is a `TokenBatch` already on the model's device."""
+    return in_forward(model, _response_logps, batch)
+
+
+def _response_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     hidden = hidden_states(model, batch)
     device = hidden.device
     rows, cols = response_index(batch)
@@ -70,6 +76,10 @@ def response_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
 def last_token_rewards(model, batch) -> torch.Tensor:
     """r(x, y) read by the sequence-classification head at each sequence's last real token, shape (N,);
     the head is applied to those hidden states only."""
+    return in_forward(model, _last_token_rewards, batch)
+
+
+def _last_token_rewards(model, batch) -> torch.Tensor:
     hidden = hidden_states(model, batch)
     last = (batch.offset + batch.starts + batch.lengths - 1).to(hidden.device)
     pooled = hidden[batch.row.to(hidden.device), last]

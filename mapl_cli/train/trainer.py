@@ -7,8 +7,9 @@ It reads top to bottom: read and validate the pairs (before any model loads), to
 (DPO) precompute reference log-probs, then for every optimizer step take one global batch, split it into
 micro-batches across gradient accumulation and processes, and step. The batch order is a pure function of
 (seed, epoch) and the global batch size, so a resumed run and a run on N processes see the same batches.
-Under several processes the gradients are summed with one all-reduce per step; each micro-batch's loss is
-already divided by the loss weight of the whole global batch, so the sum is the global weighted mean.
+Under several processes each holds a replica and gradients are summed with one all-reduce per step, or
+(`--fsdp`) parameters, gradients and optimizer state are sharded (see `parallel.py`); each micro-batch's
+loss is already divided by the loss weight of the whole global batch, so the sum is the global weighted mean.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mapl_cli.train import checkpoint, report
 from mapl_cli.train.config import TrainConfig
 from mapl_cli.train.data import batch_plan, encode_pairs, split_batch
 from mapl_cli.train.losses import combine, row_weights
+from mapl_cli.train.parallel import Parallel
 
 OUTPUTS = ("model", "checkpoints", "metrics.jsonl", "eval_metrics.jsonl", "curves.png", "manifest.json")
 
@@ -40,31 +42,6 @@ class TrainingInterrupted(MaplError):
     """SIGINT/SIGTERM (or a test's stop request): a checkpoint was written; `--resume` continues."""
 
     exit_code = 130
-
-
-def _distributed() -> tuple[int, int, torch.device]:
-    """(rank, world size, device); initialises torch.distributed under torchrun / accelerate launch."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        return dist.get_rank(), world, device
-    return 0, 1, device
-
-
-def _all_reduce(tensor: torch.Tensor, world: int, op=None) -> torch.Tensor:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
-    return tensor
 
 
 def _check_output(out: Path, config: TrainConfig) -> None:
@@ -155,13 +132,14 @@ def _make_objective(config: TrainConfig, device, dtype, tokenizer, margins):
     return RMObjective(config, device, dtype, tokenizer, margins)
 
 
-def _setup_reference(objective, model, rows, config, device, rank, world, console) -> dict:
-    """DPO: precompute and cache reference log-probs (freeing the reference), or keep a reference for the loop."""
+def _setup_reference(objective, model, rows, config, par: Parallel, console) -> dict:
+    """DPO: precompute and cache reference log-probs (freeing the reference), or keep a reference for the loop.
+    Runs before the policy is sharded: the precompute pass shards rows, not weights."""
     if config.stage != "dpo":
         return {}
     if not config.precompute_ref:
         if config.ref_model or not config.lora:
-            objective.ref_model = objective.load_reference(model)
+            objective.ref_model = par.wrap(objective.load_reference(model))
         return {"reference": "in-loop " + ("adapters disabled" if objective.ref_model is None else "frozen copy")}
     from mapl_cli.train.reference import cache_path, precompute
 
@@ -171,13 +149,13 @@ def _setup_reference(objective, model, rows, config, device, rank, world, consol
     t0 = time.time()
     with objective.reference_context(ref):
         objective.ref_cache, computed = precompute(
-            ref, rows, path, 2 * config.batch_size, device, objective.tokenizer.pad_token_id, rank, world,
+            ref, rows, path, 2 * config.batch_size, par.device, objective.tokenizer.pad_token_id, par.rank, par.world,
             packing=config.packing,
         )
     if ref is not model:
         del ref
         gc.collect()
-    if rank == 0:
+    if par.rank == 0:
         console.print(f"reference log-probs: {computed} computed, the rest from {path} ({time.time() - t0:.1f} s)")
     return {"reference": "precomputed", "reference_cache": str(path), "reference_computed": computed}
 
@@ -197,33 +175,22 @@ def _optimizer(model, config: TrainConfig, total_steps: int):
     return params, optimizer, scheduler
 
 
-def _sync_gradients(params, world: int) -> None:
-    """Sum gradients over processes in one flat all-reduce (the losses are already globally normalised)."""
-    if world == 1:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    _all_reduce(flat, world)
-    offset = 0
-    for p, g in zip(params, grads, strict=True):
-        n = g.numel()
-        p.grad = flat[offset : offset + n].view_as(g).clone()
-        offset += n
-
-
-def _evaluate(objective, model, rows, config, rank, world) -> dict:
+def _evaluate(objective, model, rows, config, par: Parallel) -> dict:
     """Metrics over all eval rows (no grad), sharded over processes."""
     kinds = torch.tensor([r.kind for r in rows])
     total_weight = float(row_weights(kinds, config.lambda_intra, config.lambda_inter).sum())
-    order = sorted(range(len(rows)), key=lambda i: rows[i].length)[rank::world]
+    by_length = sorted(range(len(rows)), key=lambda i: rows[i].length)
+    order = by_length[par.rank :: par.world]
+    batches = [order[s : s + config.batch_size] for s in range(0, len(order), config.batch_size)]
     sums = report.new_sums()
     with torch.no_grad():
-        for start in range(0, len(order), config.batch_size):
-            micro = [rows[i] for i in order[start : start + config.batch_size]]
-            out = objective.forward(model, micro)
+        for micro in batches:
+            out = objective.forward(model, [rows[i] for i in micro])
             part, _ = combine(out.loss, out.kinds, config.lambda_intra, config.lambda_inter, denominator=total_weight)
             report.accumulate(sums, out, float(part))
-    return report.summarise(_all_reduce(sums, world), config.stage == "dpo")
+        for _ in range(par.pad_batches(len(rows), config.batch_size) - len(batches)):
+            objective.forward(model, [rows[by_length[0]]])  # same forward count on every process (FSDP)
+    return report.summarise(par.all_reduce(sums), config.stage == "dpo")
 
 
 def _progress(enabled: bool, console):
@@ -274,7 +241,8 @@ def run(config: TrainConfig, on_step=None) -> dict:
         margins = _read_margins(config.pairs, config.margin_column, table.column("pair_id").to_pylist())
     _check_output(out, config)
 
-    rank, world, device = _distributed()
+    par = Parallel.from_env(config.fsdp)
+    rank, world, device = par.rank, par.world, par.device
     torch.manual_seed(config.seed)
     dtype = resolve_dtype(config.dtype, device)
     tokenizer = load_tokenizer(config.model)
@@ -304,12 +272,9 @@ def run(config: TrainConfig, on_step=None) -> dict:
     objective = _make_objective(config, device, dtype, tokenizer, margins)
     model = objective.build()
     model.train()
-    if world > 1:
-        import torch.distributed as dist
-
-        for p in model.parameters():  # identical start on every process
-            dist.broadcast(p.data, 0)
-    ref_info = _setup_reference(objective, model, rows + eval_rows, config, device, rank, world, console)
+    par.broadcast_parameters(model)  # identical start on every process
+    ref_info = _setup_reference(objective, model, rows + eval_rows, config, par, console)
+    model = par.wrap(model)
     params, optimizer, scheduler = _optimizer(model, config, total_steps)
 
     ckpt_dir = out / "checkpoints"
@@ -317,19 +282,20 @@ def run(config: TrainConfig, on_step=None) -> dict:
     start_step = 0
     if config.resume and (found := checkpoint.latest(ckpt_dir)) is not None:
         _check_resume(found, config, global_batch)
-        start_step = checkpoint.load(found, model, optimizer, scheduler)
+        try:
+            start_step = checkpoint.load(found, par, model, optimizer, scheduler)
+        except ValueError as err:
+            raise MaplError(f"cannot --resume: {err}") from None
         if rank == 0:
             console.print(f"resuming from {found} (step {start_step} of {total_steps})")
     if rank == 0:
         for path in (metrics_path, eval_path):
             report.truncate_jsonl(path, start_step) if start_step else path.unlink(missing_ok=True)
 
-    meta = {"config": asdict(config), "world_size": world, "total_steps": total_steps}
+    meta = {"config": asdict(config), "world_size": world, "strategy": par.strategy, "total_steps": total_steps}
 
     def save_checkpoint(step: int) -> Path | None:
-        if rank == 0:
-            return checkpoint.save(ckpt_dir, step, model, optimizer, scheduler, meta, config.keep_checkpoints)
-        return None
+        return checkpoint.save(ckpt_dir, step, par, model, optimizer, scheduler, meta, config.keep_checkpoints)
 
     plans: dict[int, list[list[int]]] = {}
     last_saved = start_step if start_step else None
@@ -345,14 +311,16 @@ def run(config: TrainConfig, on_step=None) -> dict:
             weight = float(row_weights(torch.tensor([rows[i].kind for i in batch]), config.lambda_intra, config.lambda_inter).sum())
             micro_batches = split_batch(batch, rows, config.grad_accum * world)
             sums = report.new_sums()
-            for micro in micro_batches[rank * config.grad_accum : (rank + 1) * config.grad_accum]:
+            mine = micro_batches[rank * config.grad_accum : (rank + 1) * config.grad_accum]
+            for n, micro in enumerate(mine):
+                par.micro_batch(model, last=n == len(mine) - 1)
                 out_rows = objective.forward(model, [rows[i] for i in micro])
                 part, _ = combine(out_rows.loss, out_rows.kinds, config.lambda_intra, config.lambda_inter, denominator=weight)
                 part.backward()
                 report.accumulate(sums, out_rows, float(part.detach()))
-            _sync_gradients(params, world)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm if config.max_grad_norm > 0 else float("inf")))
-            _all_reduce(sums, world)
+            par.sync_gradients(params)
+            grad_norm = par.clip(params, config.max_grad_norm)
+            par.all_reduce(sums)
             loss = float(sums[report.INDEX["loss"]])
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 last = checkpoint.latest(ckpt_dir)
@@ -377,19 +345,16 @@ def run(config: TrainConfig, on_step=None) -> dict:
                 report.append_jsonl(metrics_path, record)
             bar.update(task, advance=1, info=f"loss {_fmt(record['loss'])} acc {_fmt(record['rewards/accuracies'])}")
             if eval_rows and config.eval_every and (step + 1) % config.eval_every == 0:
-                evaluation = _evaluate(objective, model, eval_rows, config, rank, world)
+                evaluation = _evaluate(objective, model, eval_rows, config, par)
                 if rank == 0:
                     report.append_jsonl(eval_path, {"step": step + 1, **evaluation})
             if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total_steps:
                 save_checkpoint(step + 1)
                 last_saved = step + 1
             want_stop = torch.tensor([1.0 if stop.signal is not None or (on_step and on_step(step + 1, record)) else 0.0])
-            if float(_all_reduce(want_stop, world, None)) > 0 and step + 1 < total_steps:
+            if float(par.all_reduce(want_stop)) > 0 and step + 1 < total_steps:
                 path = save_checkpoint(step + 1) if last_saved != step + 1 else checkpoint.latest(ckpt_dir)
-                if world > 1:
-                    import torch.distributed as dist
-
-                    dist.barrier()  # no process exits (and gets the others killed) before rank 0 has written
+                par.barrier()  # no process exits (and gets the others killed) before rank 0 has written
                 raise TrainingInterrupted(
                     f"interrupted at step {step + 1} of {total_steps}; checkpoint {path or ckpt_dir}; "
                     "continue with the same command and --resume"
@@ -397,17 +362,22 @@ def run(config: TrainConfig, on_step=None) -> dict:
 
     final_eval = None
     if eval_rows:
-        final_eval = _evaluate(objective, model, eval_rows, config, rank, world)
+        final_eval = _evaluate(objective, model, eval_rows, config, par)
         if rank == 0 and not (config.eval_every and total_steps % config.eval_every == 0):
             report.append_jsonl(eval_path, {"step": total_steps, **final_eval})
     if last_saved != total_steps:
         save_checkpoint(total_steps)
     summary = {}
+    final = model
+    if par.sharded:  # gather the full weights on rank 0 into an unsharded copy to write
+        state = par.full_state(model)
+        final = objective.build(device=torch.device("cpu"), state=state) if rank == 0 else None
+        del state
     if rank == 0:
         model_dir = out / "model"
         tmp = out / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        objective.save_model(model, tmp)
+        objective.save_model(final, tmp)
         shutil.rmtree(model_dir, ignore_errors=True)
         os.replace(tmp, model_dir)
         metrics = report.read_jsonl(metrics_path)
@@ -417,6 +387,7 @@ def run(config: TrainConfig, on_step=None) -> dict:
             "rows": table.num_rows, "rows_zero_weight_left_out": zero_weight, "rows_used": len(rows), "dropped": dropped, "eval_rows": len(eval_rows),
             "eval_dropped": eval_dropped, "steps": total_steps, "resumed_from_step": start_step,
             "steps_per_epoch": steps_per_epoch, "global_batch": global_batch, "world_size": world,
+            "strategy": par.strategy,
         }
         outputs = {"model": str(model_dir), "metrics": str(metrics_path), "curves": str(out / "curves.png"),
                    "final": {k: last.get(k) for k in ("loss", "rewards/accuracies", "rewards/margins")},
@@ -428,8 +399,5 @@ def run(config: TrainConfig, on_step=None) -> dict:
         manifest = build_manifest(f"train-{config.stage}", options, inputs, counts, started, config.seed, outputs)
         write_json_atomic(out / "manifest.json", manifest)
         summary = {"output": str(out), "model": str(model_dir), "steps": total_steps, **outputs["final"]}
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+    par.barrier()
     return summary
