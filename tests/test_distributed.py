@@ -120,6 +120,12 @@ def test_two_processes_match_one_process(stage, launcher, flags, workdir):
     assert counts["world_size"] == 2
     assert counts["strategy"] == ("fsdp" if "--fsdp" in flags or launcher.endswith("fsdp") else "replicas")
     _assert_same_weights(one, two)
+    # each process holds all (replicas) or half (FSDP) of the weights, gradients and AdamW moments
+    mem_one = json.loads((one / "manifest.json").read_text())["outputs"]["memory_rank0"]
+    mem_two = json.loads((two / "manifest.json").read_text())["outputs"]["memory_rank0"]
+    share = 0.5 if counts["strategy"] == "fsdp" else 1.0
+    for key in ("trainable_mb", "gradients_mb", "optimizer_state_mb"):
+        assert mem_two[key] == pytest.approx(share * mem_one[key], rel=0.02), key
     config = json.loads((two / "model" / "config.json").read_text())
     assert config["architectures"] == [json.loads((one / "model" / "config.json").read_text())["architectures"][0]]
 

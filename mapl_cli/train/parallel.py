@@ -168,6 +168,29 @@ class Parallel:
         per_rank = -(-n_items // self.world)
         return -(-per_rank // batch_size) if self.sharded else 0
 
+    def memory(self, model, optimizer) -> dict:
+        """This process's memory in MB: its trainable parameters with their gradients and optimizer state, its
+        frozen parameters (a shard of each under FSDP), and its peak (CUDA: the allocator's peak; CPU: the
+        peak resident set size, which also counts what the allocator keeps after freeing)."""
+        def size(tensors) -> float:
+            local = [t.to_local() if hasattr(t, "to_local") else t for t in tensors]
+            return round(sum(t.numel() * t.element_size() for t in local) / 2**20, 1)
+
+        params = list(model.parameters())
+        trainable = [p for p in params if p.requires_grad]
+        state = [v for st in optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor) and v.ndim]
+        out = {"trainable_mb": size(trainable), "gradients_mb": size([p.grad for p in trainable if p.grad is not None]),
+               "optimizer_state_mb": size(state), "frozen_mb": size([p for p in params if not p.requires_grad])}
+        if self.device.type == "cuda":
+            out["peak_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+            out["peak_kind"] = "cuda max allocated"
+        else:
+            import resource
+
+            out["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            out["peak_kind"] = "max RSS"
+        return out
+
     # --- state -------------------------------------------------------------------------------------------
     def full_state(self, model) -> dict[str, torch.Tensor]:
         """Every parameter and buffer as full CPU tensors, on rank 0 (other ranks: {}). A collective."""

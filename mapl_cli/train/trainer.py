@@ -298,6 +298,7 @@ def run(config: TrainConfig, on_step=None) -> dict:
         return checkpoint.save(ckpt_dir, step, par, model, optimizer, scheduler, meta, config.keep_checkpoints)
 
     plans: dict[int, list[list[int]]] = {}
+    memory: dict = {}
     last_saved = start_step if start_step else None
     step_time_total, steps_done = 0.0, 0
     with _StopFlag() as stop, _progress(config.progress and rank == 0, console) as bar:
@@ -331,6 +332,8 @@ def run(config: TrainConfig, on_step=None) -> dict:
                 )
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
+            if steps_done == 0:  # gradients and optimizer state exist now; the peak is refreshed at the end
+                memory = par.memory(model, optimizer)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             elapsed = time.time() - t0
@@ -367,6 +370,8 @@ def run(config: TrainConfig, on_step=None) -> dict:
             report.append_jsonl(eval_path, {"step": total_steps, **final_eval})
     if last_saved != total_steps:
         save_checkpoint(total_steps)
+    if memory:
+        memory.update({k: v for k, v in par.memory(model, optimizer).items() if k.startswith("peak")})
     summary = {}
     final = model
     if par.sharded:  # gather the full weights on rank 0 into an unsharded copy to write
@@ -393,6 +398,7 @@ def run(config: TrainConfig, on_step=None) -> dict:
                    "final": {k: last.get(k) for k in ("loss", "rewards/accuracies", "rewards/margins")},
                    "final_eval": final_eval,
                    "mean_seconds_per_step": round(step_time_total / steps_done, 4) if steps_done else None,
+                   "memory_rank0": memory,
                    **ref_info}
         options = {**asdict(config), "lr": config.resolved_lr(), "dtype_resolved": str(dtype), "device": str(device)}
         inputs = [config.pairs] + ([config.eval_pairs] if config.eval_pairs else [])
