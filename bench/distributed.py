@@ -36,27 +36,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def write_pairs(folder: Path, n: int) -> Path:
-    """Standard pairs (lambdas 0: plain DPO) built from the first n rows of examples/prefs.jsonl."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from mapl_cli.pairs import PAIRS_SCHEMA
-
-    rows = [json.loads(line) for line in (ROOT / "examples" / "prefs.jsonl").read_text().splitlines() if line][:n]
-    text = lambda r: r if isinstance(r, str) else r[-1]["content"]  # noqa: E731
-    out = []
-    for r in rows:
-        prompt = r["prompt"] if isinstance(r["prompt"], list) else [{"role": "user", "content": r["prompt"]}]
-        out.append({"pair_id": r["id"], "kind": "standard", "source_id": r["id"], "prompt_chosen": prompt,
-                    "prompt_rejected": prompt, "response_chosen": text(r["chosen"]),
-                    "response_rejected": text(r["rejected"]), "base_prompt": prompt, "instructions_chosen": [],
-                    "instructions_rejected": [], "verdicts_chosen": [], "verdicts_rejected": [], "condition": "",
-                    "anchor": ""})
-    path = folder / "pairs.parquet"
-    pq.write_table(pa.Table.from_pylist(out, schema=PAIRS_SCHEMA), path)
-    return path
+from bench.train import write_data  # noqa: E402  (the same pairs as the TRL comparison)
 
 
 class TreeMemory(threading.Thread):
@@ -150,7 +130,7 @@ def main() -> None:
               "started_unix": round(time.time()), "runs": {}}
     with tempfile.TemporaryDirectory(prefix="mapl-bench-dist-") as tmp:
         work = Path(tmp)
-        pairs = write_pairs(work, args.steps * args.batch_size)
+        pairs, _ = write_data(work, args.steps * args.batch_size)  # standard pairs (lambdas 0: plain DPO)
         for name, processes, flags in [("one process", 1, []), ("2 replicas", 2, []), ("2 fsdp", 2, ["--fsdp"])]:
             report["runs"][name] = run(name, processes, flags, args, pairs, work)
     losses = [r["losses"] for r in report["runs"].values()]
