@@ -65,6 +65,11 @@ def test_cli_trains_and_writes_every_output(command, pairs, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == command and manifest["counts"]["steps"] == 3
     assert manifest["inputs"][0]["sha256"]
+    assert manifest["counts"]["world_size"] == 1 and manifest["counts"]["strategy"] == "single"
+    memory = manifest["outputs"]["memory_rank0"]  # full fine-tune in float32: AdamW keeps two moments
+    assert memory["trainable_mb"] > 0 and memory["gradients_mb"] == memory["trainable_mb"]
+    assert memory["optimizer_state_mb"] == pytest.approx(2 * memory["trainable_mb"], rel=0.01)
+    assert memory["peak_mb"] > memory["trainable_mb"]
     assert (out / "curves.png").stat().st_size > 1000
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -72,6 +77,13 @@ def test_cli_trains_and_writes_every_output(command, pairs, tmp_path):
     model = loader.from_pretrained(out / "model")
     assert AutoTokenizer.from_pretrained(out / "model").chat_template
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_fsdp_in_one_process_trains_the_whole_model_and_says_so(pairs, tmp_path, capsys):
+    summary = run(_config("rm", pairs, tmp_path / "out", max_steps=1, fsdp=True))
+    assert summary["steps"] == 1
+    assert "--fsdp: one process" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]["strategy"] == "single"
 
 
 def test_reward_head_round_trip_gives_identical_scores(pairs, tmp_path):

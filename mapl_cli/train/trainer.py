@@ -243,6 +243,8 @@ def run(config: TrainConfig, on_step=None) -> dict:
 
     par = Parallel.from_env(config.fsdp)
     rank, world, device = par.rank, par.world, par.device
+    if config.fsdp and world == 1:
+        console.print("--fsdp: one process, nothing to shard; training the whole model here")
     torch.manual_seed(config.seed)
     dtype = resolve_dtype(config.dtype, device)
     tokenizer = load_tokenizer(config.model)
