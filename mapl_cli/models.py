@@ -229,6 +229,25 @@ def load_causal_lm(name_or_path: str, dtype: str = "auto", device: Any = None) -
     return model, tokenizer
 
 
+@contextlib.contextmanager
+def quiet_peft():
+    """peft reads transformers' deprecated `is_gradient_checkpointing`; hide that FutureWarning, which is not
+    the user's to act on."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def merge_adapter_into(model: Any, adapter: str | Path) -> Any:
+    """`model` with the LoRA adapter folder `adapter` merged into its weights."""
+    from peft import PeftModel
+
+    with quiet_peft():
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
 def fingerprint(name_or_path: str) -> str:
     """A short content id of a model's weights and config (sha256 of its config and safetensors files), or
     the hub id itself for a model that is not a local folder. Keys the reference log-prob cache."""

@@ -28,14 +28,19 @@ def load_reward_model(name: str, device: Any = None, dtype: str = "auto") -> tup
     """(model, tokenizer, device) for a `mapl train-rm` output: a full folder or a LoRA adapter folder."""
     from transformers import AutoModelForSequenceClassification
 
-    from mapl_cli.models import default_device, load_tokenizer, resolve_dtype, resolve_model
+    from mapl_cli.models import (
+        default_device,
+        load_tokenizer,
+        merge_adapter_into,
+        resolve_dtype,
+        resolve_model,
+    )
 
     device = device if device is not None else default_device()
     checkpoint = resolve_checkpoint(name)
     torch_dtype = resolve_dtype(dtype, device)
     try:
         if checkpoint.adapter:
-            from peft import PeftModel
             from transformers.utils import logging as hf_logging
 
             verbosity = hf_logging.get_verbosity()
@@ -44,7 +49,7 @@ def load_reward_model(name: str, device: Any = None, dtype: str = "auto") -> tup
                 base = AutoModelForSequenceClassification.from_pretrained(str(resolve_model(checkpoint.base)), num_labels=1, dtype=torch_dtype)
             finally:
                 hf_logging.set_verbosity(verbosity)
-            model = PeftModel.from_pretrained(base, checkpoint.adapter).merge_and_unload()
+            model = merge_adapter_into(base, checkpoint.adapter)
             tokenizer_source = checkpoint.adapter if (Path(checkpoint.adapter) / "tokenizer_config.json").exists() else checkpoint.base
         else:
             model = AutoModelForSequenceClassification.from_pretrained(checkpoint.base, num_labels=1, dtype=torch_dtype)

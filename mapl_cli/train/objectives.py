@@ -55,6 +55,8 @@ def _layout(rows: list[EncodedRow], with_base: bool):
 def apply_lora(model, config: TrainConfig, task_type: str):
     from peft import LoraConfig, get_peft_model
 
+    from mapl_cli.models import quiet_peft
+
     targets = config.lora_targets if config.lora_targets == "all-linear" else [
         t.strip() for t in config.lora_targets.split(",") if t.strip()
     ]
@@ -66,7 +68,8 @@ def apply_lora(model, config: TrainConfig, task_type: str):
         task_type=task_type,
     )
     try:
-        return get_peft_model(model, lora)
+        with quiet_peft():
+            return get_peft_model(model, lora)
     except ValueError as err:
         raise MaplError(f"--lora-targets {config.lora_targets!r}: {err}") from None
 

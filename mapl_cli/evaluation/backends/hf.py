@@ -85,9 +85,9 @@ class HFBackend:
         checkpoint = resolve_checkpoint(model)
         lm, tokenizer = load_causal_lm(checkpoint.base, dtype=dtype, device=device)
         if checkpoint.adapter:
-            from peft import PeftModel
+            from mapl_cli.models import merge_adapter_into
 
-            lm = PeftModel.from_pretrained(lm, checkpoint.adapter).merge_and_unload()
+            lm = merge_adapter_into(lm, checkpoint.adapter)
         self._setup(lm, tokenizer, batch_size)
 
     @classmethod

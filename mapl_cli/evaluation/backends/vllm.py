@@ -31,12 +31,10 @@ def _local_model_path(name: str) -> str:
 
 def merge_adapter(checkpoint: Checkpoint, out_dir: str | Path) -> str:
     """Merge the LoRA adapter into its base model and save the result (with tokenizer) in `out_dir`."""
-    from peft import PeftModel
-
-    from mapl_cli.models import load_causal_lm
+    from mapl_cli.models import load_causal_lm, merge_adapter_into
 
     model, tokenizer = load_causal_lm(checkpoint.base, dtype="auto", device="cpu")
-    merged = PeftModel.from_pretrained(model, checkpoint.adapter).merge_and_unload()
+    merged = merge_adapter_into(model, checkpoint.adapter)
     merged.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return str(out_dir)
