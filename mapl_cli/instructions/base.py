@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,7 +52,7 @@ LESS_THAN, AT_LEAST = "less than", "at least"
 RELATIONS = (LESS_THAN, AT_LEAST)  # IFEval's _COMPARISON_RELATION
 
 
-class BaseInstruction:
+class BaseInstruction(ABC):
     """Common behaviour of the concrete types (they satisfy `Instruction` structurally).
 
     `check` applies IFEval's strict harness rule (a blank response follows nothing) and reads the declared
@@ -90,11 +91,13 @@ class BaseInstruction:
             out[name] = value
         return out
 
+    @abstractmethod
     def _check(self, response: str, args: Kwargs) -> bool:
-        raise NotImplementedError
+        """The verdict for a non-blank response, with the declared arguments read by `args`."""
 
+    @abstractmethod
     def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
-        raise NotImplementedError
+        """Candidate arguments for `generate` (checked there), or None."""
 
 
 class FixedInstruction(BaseInstruction):
@@ -121,6 +124,12 @@ def as_int(value: Any, inst_id: str, name: str) -> int:
     if not math.isfinite(number) or number != int(number):
         raise MaplError(f"instruction {inst_id!r}: argument {name!r} must be an integer, got {value!r}")
     return int(number)
+
+
+def as_str(value: Any, inst_id: str, name: str, what: str = "a string") -> str:
+    if not isinstance(value, str):
+        raise MaplError(f"instruction {inst_id!r}: argument {name!r} must be {what}, got {value!r}")
+    return value
 
 
 def as_relation(value: Any, inst_id: str, name: str) -> str:

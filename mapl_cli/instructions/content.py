@@ -12,7 +12,6 @@ import functools
 import random
 import re
 
-from mapl_cli.errors import MaplError
 from mapl_cli.instructions.base import (
     AT_LEAST,
     BaseInstruction,
@@ -20,6 +19,7 @@ from mapl_cli.instructions.base import (
     Kwargs,
     Target,
     as_int,
+    as_str,
     pick_threshold,
     plural,
 )
@@ -89,12 +89,7 @@ class Postscript(BaseInstruction):
         ).format(m=marker)
 
     def _marker(self, args: Kwargs) -> str:
-        marker = args["postscript_marker"]
-        if not isinstance(marker, str):
-            raise MaplError(
-                f"instruction {self.id!r}: argument 'postscript_marker' must be a string, got {marker!r}"
-            )
-        return marker.strip()
+        return as_str(args["postscript_marker"], self.id, "postscript_marker").strip()
 
     def _check(self, response: str, args: Kwargs) -> bool:
         return _postscript_pattern(self._marker(args)).search(lower(response)) is not None

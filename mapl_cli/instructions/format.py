@@ -16,7 +16,6 @@ import json
 import random
 import re
 
-from mapl_cli.errors import MaplError
 from mapl_cli.instructions.base import (
     AT_LEAST,
     BaseInstruction,
@@ -24,6 +23,7 @@ from mapl_cli.instructions.base import (
     Kwargs,
     Target,
     as_int,
+    as_str,
     pick_exact,
     pick_threshold,
     plural,
@@ -148,11 +148,7 @@ class MultipleSections(BaseInstruction):
         ).format(s=plural(n, "section"), m=splitter)
 
     def _parse(self, args: Kwargs) -> tuple[str, int]:
-        splitter = args["section_spliter"]
-        if not isinstance(splitter, str):
-            raise MaplError(
-                f"instruction {self.id!r}: argument 'section_spliter' must be a string, got {splitter!r}"
-            )
+        splitter = as_str(args["section_spliter"], self.id, "section_spliter")
         return splitter.strip(), as_int(args["num_sections"], self.id, "num_sections")
 
     def _check(self, response: str, args: Kwargs) -> bool:

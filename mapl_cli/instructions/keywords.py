@@ -25,6 +25,7 @@ from mapl_cli.instructions.base import (
     Target,
     as_int,
     as_relation,
+    as_str,
     compare,
     pick_threshold,
     relation_phrase,
@@ -171,9 +172,7 @@ class KeywordFrequency(BaseInstruction):
         ).format(kw=keyword, times=times)
 
     def _parse(self, args: Kwargs) -> tuple[str, str, int]:
-        keyword = args["keyword"]
-        if not isinstance(keyword, str):
-            raise MaplError(f"instruction {self.id!r}: argument 'keyword' must be a string, got {keyword!r}")
+        keyword = as_str(args["keyword"], self.id, "keyword")
         relation = as_relation(args["relation"], self.id, "relation")
         return keyword.strip(), relation, as_int(args["frequency"], self.id, "frequency")
 

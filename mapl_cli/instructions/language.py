@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import random
 
-from mapl_cli.errors import MaplError
-from mapl_cli.instructions.base import BaseInstruction, Kwargs, Target
+from mapl_cli.instructions.base import BaseInstruction, Kwargs, Target, as_str
 from mapl_cli.instructions.text import LANGUAGE_CODES, detect_language
 
 
@@ -33,12 +32,7 @@ class ResponseLanguage(BaseInstruction):
         ).format(l=name)
 
     def _code(self, args: Kwargs) -> str:
-        code = args["language"]
-        if not isinstance(code, str):
-            raise MaplError(
-                f"instruction {self.id!r}: argument 'language' must be a language code, got {code!r}"
-            )
-        return code
+        return as_str(args["language"], self.id, "language", "a language code")
 
     def _check(self, response: str, args: Kwargs) -> bool:
         detected = detect_language(response)

@@ -24,6 +24,7 @@ from mapl_cli.instructions.base import (
     Target,
     as_int,
     as_relation,
+    as_str,
     compare,
     pick_exact,
     pick_threshold,
@@ -188,9 +189,7 @@ class NthParagraphFirstWord(BaseInstruction):
         nth = as_int(args["nth_paragraph"], self.id, "nth_paragraph")
         if nth < 1:  # IFEval would index from the end; an out-of-range nth (> n) simply never matches
             raise MaplError(f"instruction {self.id!r}: nth_paragraph must be at least 1, got {nth}")
-        word = args["first_word"]
-        if not isinstance(word, str):
-            raise MaplError(f"instruction {self.id!r}: argument 'first_word' must be a string, got {word!r}")
+        word = as_str(args["first_word"], self.id, "first_word")
         return n, nth, word.lower()
 
     def _check(self, response: str, args: Kwargs) -> bool:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-from mapl_cli.errors import MaplError
-from mapl_cli.instructions.base import BaseInstruction, FixedInstruction, Kwargs, Target
+from mapl_cli.instructions.base import BaseInstruction, FixedInstruction, Kwargs, Target, as_str
 
 _TOKEN = re.compile(r"\S+")
 #: End phrases for responses that must NOT end with them (IFEval's two, and a few more).
@@ -48,11 +47,7 @@ class EndChecker(BaseInstruction):
         ).format(p=phrase)
 
     def _phrase(self, args: Kwargs) -> str:
-        phrase = args["end_phrase"]
-        if not isinstance(phrase, str):
-            raise MaplError(
-                f"instruction {self.id!r}: argument 'end_phrase' must be a string, got {phrase!r}"
-            )
+        phrase = as_str(args["end_phrase"], self.id, "end_phrase")
         return phrase.strip()
 
     def _check(self, response: str, args: Kwargs) -> bool:
