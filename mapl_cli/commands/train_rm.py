@@ -52,19 +52,9 @@ def command(
     progress: o.Progress = True,
 ) -> None:
     """Train a reward model (one-output sequence-classification head) on a pairs table with the MAPL objectives."""
-    from mapl_cli.train.config import TrainConfig
+    config = o.train_config("rm", locals())  # first: locals() is the parameters alone
     from mapl_cli.train.trainer import run
 
-    config = TrainConfig(
-        stage="rm", pairs=str(pairs), output=str(output), model=model, lambda_intra=lambda_intra,
-        lambda_inter=lambda_inter, inter_loss=inter_loss.value, margin_column=margin_column,
-        center_rewards=center_rewards, eval_pairs=str(eval_pairs) if eval_pairs else None, epochs=epochs,
-        max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_steps=warmup_steps,
-        scheduler=scheduler.value, weight_decay=weight_decay, max_grad_norm=max_grad_norm, max_length=max_length,
-        max_prompt_length=max_prompt_length, shuffle=shuffle, packing=packing, gradient_checkpointing=gradient_checkpointing, dtype=dtype.value,
-        lora_r=lora_r, lora_alpha=lora_alpha, lora_targets=lora_targets, merge_lora=merge_lora, fsdp=fsdp, seed=seed,
-        eval_every=eval_every, save_every=save_every, resume=resume, force=force, progress=progress,
-    )
     summary = run(config)
     if summary:
         typer.echo(f"reward model written to {Path(summary['model'])} ({summary['steps']} steps, final loss {summary['loss']:.4f})")

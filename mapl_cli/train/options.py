@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+
+def train_config(stage: str, params: dict[str, Any]):
+    """The `TrainConfig` for a command's parameters (as Typer passed them: enums and paths become strings)."""
+    from mapl_cli.train.config import TrainConfig
+
+    def plain(value):
+        return value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
+
+    return TrainConfig(stage=stage, **{name: plain(value) for name, value in params.items()})
 
 
 class Scheduler(str, Enum):
