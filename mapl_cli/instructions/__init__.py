@@ -1,6 +1,10 @@
 """The instruction registry (MAPL's G_0): IFEval's 25 verifiable instruction types, with IFEval's ids,
 argument names and strict checking, plus a MAPL generator hook per type (see base.py for the contract).
 
+`REGISTRY` holds the types synthesis and build-benchmark draw from. `CHECK_ONLY` holds IFBench's held-out
+types (mapl_cli/instructions/ifbench/): `get_instruction` finds them, so evaluation scores IFBench data with
+the same code, but they are never drawn.
+
     >>> import random
     >>> from mapl_cli.instructions import check_all, get_instruction
     >>> inst = get_instruction("punctuation:no_comma")
@@ -19,11 +23,22 @@ import difflib
 from collections.abc import Sequence
 
 from mapl_cli.errors import MaplError
-from mapl_cli.instructions import case, combination, content, format, keywords, language, length, startend
+from mapl_cli.instructions import (
+    case,
+    combination,
+    content,
+    format,
+    ifbench,
+    keywords,
+    language,
+    length,
+    startend,
+)
 from mapl_cli.instructions.base import Instruction, Kwargs
 from mapl_cli.instructions.conflicts import CONFLICTS
 
 __all__ = [
+    "CHECK_ONLY",
     "REGISTRY",
     "Instruction",
     "all_ids",
@@ -31,6 +46,7 @@ __all__ = [
     "conflicts",
     "get_instruction",
     "loose_variants",
+    "not_scored_reason",
 ]
 
 REGISTRY: dict[str, Instruction] = {
@@ -39,19 +55,32 @@ REGISTRY: dict[str, Instruction] = {
     for inst in module.TYPES
 }
 
+#: Types that are scored but never drawn (IFBench's held-out types).
+CHECK_ONLY: dict[str, Instruction] = {inst.id: inst for inst in ifbench.TYPES}
+
 
 def get_instruction(instruction_id: str) -> Instruction:
     """The registered type for `instruction_id`; MaplError (one line, with a close match) if unknown."""
     try:
         return REGISTRY[instruction_id]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(instruction_id), REGISTRY, n=1, cutoff=0.6)
+        pass
+    try:
+        return CHECK_ONLY[instruction_id]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(instruction_id), [*REGISTRY, *CHECK_ONLY], n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known ids: {len(REGISTRY)} (see all_ids())"
         raise MaplError(f"unknown instruction id {instruction_id!r}{hint}") from None
 
 
 def all_ids() -> list[str]:
+    """The ids synthesis and build-benchmark can draw (check-only types excluded)."""
     return sorted(REGISTRY)
+
+
+def not_scored_reason(instruction_id: str) -> str | None:
+    """Why `instruction_id` cannot be scored on this machine, or None when it can."""
+    return getattr(get_instruction(instruction_id), "not_scored", None)
 
 
 def conflicts(id_a: str, id_b: str) -> bool:

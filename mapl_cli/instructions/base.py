@@ -112,6 +112,28 @@ class FixedInstruction(BaseInstruction):
         return {}
 
 
+class CheckOnlyInstruction(BaseInstruction):
+    """A type that is scored but never drawn: IFBench's held-out constraint types.
+
+    `synthesize` and `build-benchmark` never use these (IFBench's authors reserve them for testing), so
+    `generate` always says None. `not_scored` names the reason when the type cannot be scored on this
+    machine (for example reference data that cannot be had offline); evaluation then reports the type as
+    "not scored" instead of counting it as a failure, and never calls `check`.
+    """
+
+    check_only = True
+    #: Why this type is not scored here (data not available offline), or None when it is scored.
+    not_scored: str | None = None
+    #: IFBench's instruction text, shown by `describe` (IFBench prompts already carry it).
+    description: str = ""
+
+    def describe(self, kwargs: Kwargs | None, rng: random.Random) -> str:
+        return self.description or f"Follow the instruction {self.id}."
+
+    def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
+        return None
+
+
 def as_int(value: Any, inst_id: str, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise MaplError(f"instruction {inst_id!r}: argument {name!r} must be an integer, got {value!r}")

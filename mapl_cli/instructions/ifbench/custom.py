@@ -1,0 +1,5 @@
+"""IFBench's `custom:*` instruction types, check-only (see mapl_cli/instructions/ifbench/__init__.py)."""
+
+from __future__ import annotations
+
+TYPES: list = []
