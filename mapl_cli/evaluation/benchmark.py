@@ -26,7 +26,8 @@ class BenchmarkRow:
     """One prompt with its instructions; `kwargs[i]` holds the arguments of `instruction_id_list[i]` with
     IFEval's null placeholders removed."""
 
-    key: int
+    #: IFEval's keys are integers, IFBench's are strings; one benchmark uses one kind.
+    key: int | str
     prompt: str
     instruction_id_list: list[str]
     kwargs: list[dict[str, Any]] = field(default_factory=list)
@@ -58,7 +59,8 @@ def _relation(v: Any) -> str | None:
 
 
 def _letter(v: Any) -> str | None:
-    return None if isinstance(v, str) and len(v) == 1 and v.isalpha() else "a single letter"
+    # a letter in all but two of IFEval's rows; '#' and '!' there are counted literally (docs/instructions.md)
+    return None if isinstance(v, str) and len(v) == 1 and not v.isspace() else "a single character"
 
 
 #: IFEval's 25 instruction ids and the arguments each one needs (all required: IFEval's reference checker
@@ -106,7 +108,11 @@ def validate_kwargs(instruction_id: str, kwargs: Any) -> dict[str, Any]:
         raise ValueError(f"kwargs for {instruction_id} must be an object, got {type(kwargs).__name__}")
     kwargs = clean_kwargs(kwargs)
     spec = IFEVAL_ARGS.get(instruction_id)
-    if spec is None:  # a project-specific instruction: let its checker judge the arguments
+    if spec is None:  # IFBench's and other check-only types: their checker judges the arguments
+        from mapl_cli.instructions import not_scored_reason
+
+        if not_scored_reason(instruction_id):
+            return kwargs  # never checked, so its arguments are never read
         try:
             get_instruction(instruction_id).check("A short sample response.", kwargs)
         except Exception as err:  # noqa: BLE001 - any failure means the arguments are unusable
@@ -130,8 +136,8 @@ def parse_row(raw: Any, index: int, source: str) -> BenchmarkRow:
     if not isinstance(raw, dict):
         raise MaplError(f"{where}: expected a JSON object")
     key = raw.get("key", index)
-    if not isinstance(key, int) or isinstance(key, bool):
-        raise MaplError(f"{where}: 'key' must be an integer, got {key!r}")
+    if isinstance(key, bool) or not (isinstance(key, int) or (isinstance(key, str) and key.strip())):
+        raise MaplError(f"{where}: 'key' must be an integer or a non-empty string, got {key!r}")
     where = f"{source}: row {index} (key {key})"
     prompt, ids, kwargs = raw.get("prompt"), raw.get("instruction_id_list"), raw.get("kwargs")
     if not isinstance(prompt, str) or not prompt.strip():
@@ -197,7 +203,9 @@ def read_benchmark(source: str | Path, limit: int | None = None) -> list[Benchma
     for index, raw in raw_rows[: limit if limit else None]:
         row = parse_row(raw, index, text)
         if row.key in seen:
-            raise MaplError(f"{text}: row {index}: duplicate key {row.key}")
+            raise MaplError(f"{text}: row {index}: duplicate key {row.key!r}")
+        if rows and type(row.key) is not type(rows[0].key):
+            raise MaplError(f"{text}: row {index}: key {row.key!r} is not of the same kind (integer or string) as the first row's")
         seen.add(row.key)
         rows.append(row)
     return rows
