@@ -154,7 +154,7 @@ class FakeVLLM:
             def __init__(self, **kwargs):
                 fake.llm_kwargs.append(kwargs)
 
-            def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None):
+            def chat(self, messages, sampling_params=None, use_tqdm=True, lora_request=None, chat_template_kwargs=None):
                 fake.chats.append({"messages": messages, "params": sampling_params, "lora_request": lora_request})
                 return [
                     types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"reply to {m[-1]['content']}")])

@@ -5,18 +5,21 @@
     mapl evaluate --reward-model out/rm-bt --reward-model out/rm-mapl --pairs out/heldout --output out/eval-rm
 
 Writes OUTPUT/results.parquet, summary.json, report.md, accuracy.png, accuracy_by_k.png and manifest.json;
-prints the comparison table on stdout.
+prints the comparison table on stdout (with several models: each one's differences from the first, with
+95% paired bootstrap intervals and McNemar p-values).
 """
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mapl_cli.commands.parsing import parse_shard
+from mapl_cli.errors import MaplError
 
 
 class Backend(str, Enum):
@@ -37,6 +40,32 @@ class LoraMode(str, Enum):
     merge = "merge"
 
 
+class Preset(str, Enum):
+    mapl = "mapl"
+    lm_eval = "lm-eval"
+
+
+#: Generation settings of each preset (explicit options override them). lm-eval: lm-evaluation-harness's
+#: IFEval task (greedy, at most 1,280 new tokens).
+PRESETS: dict[str, dict[str, Any]] = {
+    "mapl": {"max_new_tokens": 256, "temperature": 0.0, "top_p": 1.0},
+    "lm-eval": {"max_new_tokens": 1280, "temperature": 0.0, "top_p": 1.0},
+}
+
+
+def parse_template_kwargs(text: str | None) -> dict[str, Any] | None:
+    """--chat-template-kwargs: a JSON object, e.g. '{"enable_thinking": false}'."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MaplError(f"--chat-template-kwargs: not valid JSON ({err.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise MaplError(f"--chat-template-kwargs: must be a JSON object such as '{{\"enable_thinking\": false}}', got {text!r}")
+    return value
+
+
 def command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for results.parquet, summary.json, report.md and charts.", show_default=False)],
     benchmark: Annotated[str | None, typer.Option(help="IFEval-format jsonl (key, prompt, instruction_id_list, kwargs), or hf://google/IFEval when the hub is reachable.", show_default=False)] = None,
@@ -45,10 +74,16 @@ def command(
     reward_model: Annotated[list[str] | None, typer.Option("--reward-model", help="A mapl train-rm output folder to score on --pairs (accuracy and mean margin by kind and condition). Repeatable.", show_default=False)] = None,
     pairs: Annotated[str | None, typer.Option(help="pairs.parquet (or its folder) for --reward-model.", show_default=False)] = None,
     backend: Annotated[Backend, typer.Option(help="Generation backend: auto takes vllm when it imports and a GPU is present, else hf (transformers).")] = Backend.auto,
-    max_new_tokens: Annotated[int, typer.Option(help="Most tokens generated per response.")] = 256,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 is greedy decoding.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (used when temperature > 0).")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    preset: Annotated[Preset, typer.Option(help="Generation defaults: mapl (256 new tokens, greedy) or lm-eval (lm-evaluation-harness's IFEval task: 1,280 new tokens, greedy). Explicit --max-new-tokens, --temperature and --top-p override it.")] = Preset.mapl,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Most tokens generated per response [default: 256, or the preset's].", show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature; 0 is greedy decoding [default: 0, or the preset's].", show_default=False)] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass, used when temperature > 0 [default: 1, or the preset's].", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed, also the seed of the bootstrap resampling.")] = 0,
+    system_prompt: Annotated[str | None, typer.Option(help="A system message put before every benchmark prompt (default: none, as in IFEval).", show_default=False)] = None,
+    chat_template_kwargs: Annotated[str | None, typer.Option(help='Extra chat-template variables as a JSON object, for example \'{"enable_thinking": false}\'.', show_default=False)] = None,
+    strip_thinking: Annotated[bool, typer.Option("--strip-thinking/--no-strip-thinking", help="Score only the text after a reasoning trace (<think>...</think>); responses without one are unchanged. The trace is kept in results.parquet.")] = True,
+    bootstrap: Annotated[int, typer.Option(help="Resamples for the paired bootstrap intervals of each model's difference from the first; 0 turns the comparison off.")] = 10_000,
+    train_manifest: Annotated[list[str] | None, typer.Option("--train-manifest", help="manifest.json of the synthesize or training run behind the models: the report splits accuracy into instruction types seen and not seen in training. Repeatable; default: the manifests of --model folders that are mapl training runs.", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per generate call (hf backend) and pairs per forward pass (reward models).")] = 16,
     dtype: Annotated[Dtype, typer.Option(help="Weights dtype: auto is bfloat16 on a GPU that supports it, else float32.")] = Dtype.auto,
     device: Annotated[str | None, typer.Option(help="torch device for the hf backend and reward models (default: cuda when present, else cpu).", show_default=False)] = None,
@@ -66,6 +101,17 @@ def command(
     from mapl_cli.evaluation.backends.base import SamplingConfig
     from mapl_cli.evaluation.evaluate import EvaluateConfig, run
 
+    defaults = PRESETS[preset.value]
+    sampling = SamplingConfig(
+        max_new_tokens=defaults["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
+        temperature=defaults["temperature"] if temperature is None else temperature,
+        top_p=defaults["top_p"] if top_p is None else top_p,
+        seed=seed,
+        chat_template_kwargs=parse_template_kwargs(chat_template_kwargs),
+    )
+    if bootstrap < 0:
+        raise MaplError(f"--bootstrap must be 0 (off) or a number of resamples, got {bootstrap}")
+
     config = EvaluateConfig(
         output=output,
         benchmark=benchmark,
@@ -74,7 +120,11 @@ def command(
         reward_models=list(reward_model or []),
         pairs=pairs,
         backend=backend.value,
-        sampling=SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed),
+        sampling=sampling,
+        system_prompt=system_prompt,
+        strip_thinking=strip_thinking,
+        bootstrap=bootstrap,
+        train_manifests=list(train_manifest or []),
         batch_size=batch_size,
         dtype=dtype.value,
         device=device,

@@ -6,6 +6,10 @@ the instruction registry, and write results.parquet, summary.json, report.md and
     mapl evaluate --benchmark ifeval_input_data.jsonl --responses my_model_responses.jsonl --output out/eval
     mapl evaluate --reward-model out/rm-bt --reward-model out/rm-mapl --pairs out/heldout --output out/eval-rm
 
+With two or more models (or response files) on the same prompts, every model is compared with the first
+(the baseline): paired bootstrap intervals for the four metrics and exact McNemar p-values (stats.py). With
+a training manifest, accuracy is also split into instruction types seen and not seen in training.
+
 Results are appended to DIR/results.jsonl as each chunk of prompts finishes (flushed to disk), so a crash
 loses at most one chunk; `--resume` skips the (model, prompt) pairs already there. The parquet, summary and
 report are rebuilt from that file at the end.
@@ -25,12 +29,12 @@ from typing import Any
 from mapl_cli.errors import MaplError
 from mapl_cli.evaluation.backends.base import GenerationBackend, SamplingConfig
 from mapl_cli.evaluation.benchmark import BenchmarkRow, parse_row, read_benchmark
-from mapl_cli.evaluation.scoring import METRICS, score_row, summarize
+from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
 
 RESULTS_JSONL = "results.jsonl"
 SETTINGS_JSON = "settings.json"
 OUTPUT_FILES = (RESULTS_JSONL, SETTINGS_JSON, "results.parquet", "summary.json", "report.md", "manifest.json",
-                "accuracy.png", "accuracy_by_k.png", "reward_accuracy.png")
+                "accuracy.png", "accuracy_by_k.png", "reward_accuracy.png", "differences.png")
 
 BackendFactory = Callable[[str], GenerationBackend]
 
@@ -58,6 +62,15 @@ class EvaluateConfig:
     #: Output folders of earlier (sharded) runs to combine into one report; nothing is generated.
     merge: list[str] = field(default_factory=list)
     chunk_size: int = 64
+    #: A system message put before every benchmark prompt (None: the prompt alone, as IFEval does).
+    system_prompt: str | None = None
+    #: Score the text after a reasoning trace (`<think>...</think>`), not the trace.
+    strip_thinking: bool = True
+    #: Bootstrap resamples for the paired comparisons (0: no intervals, no p-values).
+    bootstrap: int = 10_000
+    #: Manifests (synthesize or training) that say which instruction ids were trained on; empty: those of
+    #: any --model that is a mapl training run.
+    train_manifests: list[str] = field(default_factory=list)
     #: Reward models only: longest prompt+response in tokens (responses are cut at the end).
     max_length: int = 1024
     resume: bool = False
@@ -127,7 +140,25 @@ class _ResultWriter:
         self.handle.close()
 
 
-def _record(label: str, source: str, row: BenchmarkRow, response: str) -> dict[str, Any]:
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_reasoning(response: str) -> tuple[str, str]:
+    """(answer, reasoning trace) of a response. The answer is the text after the last `</think>` (templates
+    such as Qwen3's open the trace in the prompt, so the response may hold only the closing tag); a response
+    that opens `<think>` and never closes it ran out of tokens while reasoning, and its answer is empty."""
+    if THINK_CLOSE in response:
+        reasoning, _, answer = response.rpartition(THINK_CLOSE)
+        return answer.lstrip(), reasoning + THINK_CLOSE
+    if response.lstrip().startswith(THINK_OPEN):
+        return "", response
+    return response, ""
+
+
+def _record(label: str, source: str, row: BenchmarkRow, response: str, strip_thinking: bool = True) -> dict[str, Any]:
+    reasoning = ""
+    if strip_thinking:
+        response, reasoning = split_reasoning(response)
     verdicts = score_row(row, response)
     return {
         "model": label,
@@ -138,10 +169,11 @@ def _record(label: str, source: str, row: BenchmarkRow, response: str) -> dict[s
         "kwargs": json.dumps(row.kwargs),
         "n_instructions": len(row.instruction_id_list),
         "response": response,
+        "reasoning": reasoning,
         "strict": verdicts.strict,
         "loose": verdicts.loose,
-        "prompt_strict": all(verdicts.strict),
-        "prompt_loose": all(verdicts.loose),
+        "prompt_strict": prompt_verdict(verdicts.strict),
+        "prompt_loose": prompt_verdict(verdicts.loose),
     }
 
 
@@ -226,9 +258,13 @@ def _generate_model(config, label, model, rows, done, writer, console) -> None:
         with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("generate", total=len(todo))
             for chunk in _chunks(todo, config.chunk_size):
-                messages = [[{"role": "user", "content": row.prompt}] for row in chunk]
+                system = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
+                messages = [[*system, {"role": "user", "content": row.prompt}] for row in chunk]
                 responses = backend.generate(messages, config.sampling, progress=lambda n: bar.advance(task, n))
-                records = [_record(label, model, row, text) for row, text in zip(chunk, responses, strict=True)]
+                records = [
+                    _record(label, model, row, text, config.strip_thinking)
+                    for row, text in zip(chunk, responses, strict=True)
+                ]
                 writer.write(records)
                 done.update(((label, r["key"]), r) for r in records)
     finally:
@@ -239,7 +275,8 @@ def read_responses(path: str, rows: Sequence[BenchmarkRow] | None) -> list[tuple
     """Match each {prompt, response} line of an IFEval response file to its benchmark row.
 
     Lines are matched by `key` when they have one, else by the exact prompt text. Without a benchmark, each
-    line must carry its own instruction_id_list and kwargs.
+    line must carry its own instruction_id_list and kwargs. Two lines for the same benchmark row are an
+    error (which one would be scored?).
     """
     file = Path(path)
     if not file.is_file():
@@ -247,6 +284,7 @@ def read_responses(path: str, rows: Sequence[BenchmarkRow] | None) -> list[tuple
     by_key = {row.key: row for row in rows or []}
     by_prompt = {row.prompt: row for row in rows or []}
     out = []
+    seen: dict[Any, int] = {}
     with open(file, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
@@ -259,12 +297,15 @@ def read_responses(path: str, rows: Sequence[BenchmarkRow] | None) -> list[tuple
                 raise MaplError(f"{file}: line {lineno}: needs a string 'response'")
             if rows is None:
                 row = parse_row(raw, lineno, str(file))
-            elif isinstance(raw.get("key"), int) and raw["key"] in by_key:
+            elif isinstance(raw.get("key"), (int, str)) and not isinstance(raw["key"], bool) and raw["key"] in by_key:
                 row = by_key[raw["key"]]
             elif raw.get("prompt") in by_prompt:
                 row = by_prompt[raw["prompt"]]
             else:
                 raise MaplError(f"{file}: line {lineno}: its prompt (and key) match no benchmark row")
+            if row.key in seen:
+                raise MaplError(f"{file}: line {lineno}: a second response for benchmark key {row.key!r} (first on line {seen[row.key]})")
+            seen[row.key] = lineno
             out.append((row, raw["response"]))
     if not out:
         raise MaplError(f"{file}: no responses")
@@ -282,33 +323,62 @@ def _settings(config: EvaluateConfig, rows: Sequence[BenchmarkRow] | None) -> di
         "limit": config.limit,
         "shard": list(config.shard),
         "sampling": asdict(config.sampling),
+        "system_prompt": config.system_prompt,
+        "strip_thinking": config.strip_thinking,
         "n_prompts": len(rows) if rows is not None else None,
     }
 
 
-def _write_outputs(config: EvaluateConfig, records: list[dict], labels: Sequence[str], sources: dict[str, str], extra: dict) -> dict:
+def _write_outputs(
+    config: EvaluateConfig, records: list[dict], labels: Sequence[str], sources: dict[str, str], extra: dict,
+    seen: tuple[set[str], str] | None = None,
+) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mapl_cli.evaluation import report
+    from mapl_cli.evaluation.scoring import Verdicts, seen_unseen
+    from mapl_cli.evaluation.stats import compare_all
     from mapl_cli.manifest import write_json_atomic
 
     out = config.output
-    summary: dict[str, Any] = {"metrics": list(METRICS), "models": {}, "sampling": asdict(config.sampling), **extra}
+    summary: dict[str, Any] = {
+        "metrics": list(METRICS), "models": {}, "sampling": asdict(config.sampling),
+        "system_prompt": config.system_prompt, "strip_thinking": config.strip_thinking, **extra,
+    }
     if records:
         table = pa.Table.from_pylist(records)
         pq.write_table(table, out / "results.parquet")
-    for label in labels:
-        mine = [r for r in records if r["model"] == label]
-        if not mine:
-            continue
-        from mapl_cli.evaluation.scoring import Verdicts
-
+    by_model = {label: [r for r in records if r["model"] == label] for label in labels}
+    by_model = {label: mine for label, mine in by_model.items() if mine}
+    for label, mine in by_model.items():
         items = [(r["instruction_id_list"], Verdicts(r["strict"], r["loose"])) for r in mine]
         summary["models"][label] = {"source": sources[label], **summarize(items)}
+        if seen is not None:
+            summary["models"][label]["seen_unseen"] = seen_unseen(items, seen[0])
+    if seen is not None:
+        summary["seen_ids"] = {"ids": sorted(seen[0]), "from": seen[1]}
+    if config.bootstrap > 0 and len(by_model) > 1:
+        summary["comparisons"] = compare_all(by_model, resamples=config.bootstrap, seed=config.sampling.seed)
     write_json_atomic(out / "summary.json", summary)
     report.write_report(out, summary)
     return summary
+
+
+def _seen_ids(config: EvaluateConfig) -> tuple[set[str], str] | None:
+    """Instruction ids seen in training (from --train-manifest, else from --model training folders)."""
+    from mapl_cli.evaluation.provenance import seen_from_models, seen_instruction_ids
+
+    manifests = config.train_manifests or seen_from_models(config.models)
+    if not manifests:
+        return None
+    ids: set[str] = set()
+    sources = []
+    for manifest in manifests:
+        found, source = seen_instruction_ids(manifest)
+        ids |= found
+        sources.append(source)
+    return ids, "; ".join(sources)
 
 
 def shard_rows(rows: list[BenchmarkRow], shard: tuple[int, int]) -> list[BenchmarkRow]:
@@ -350,7 +420,7 @@ def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str
     writer.write(ordered)
     writer.close()
     sources = {r["model"]: r["model_source"] for r in ordered}
-    summary = _write_outputs(config, ordered, labels, sources, {"merged_from": list(config.merge)})
+    summary = _write_outputs(config, ordered, labels, sources, {"merged_from": list(config.merge)}, _seen_ids(config))
     counts = {label: sum(1 for r in ordered if r["model"] == label) for label in labels}
     write_json_atomic(config.output / "manifest.json", build_manifest(
         "evaluate", {"merge": list(config.merge)}, list(config.merge), counts, started, outputs={"dir": str(config.output)}))
@@ -382,6 +452,11 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     for model in config.models:  # a model that cannot load fails before any generation
         preflight_model(model)
     responses = [read_responses(path, rows) for path in config.responses]
+    seen = _seen_ids(config)  # a bad manifest fails before any generation
+    for path, pairs in zip(config.responses, responses, strict=True):
+        if rows is not None and len(pairs) < len(rows):
+            # scored on the covered prompts only; comparisons use the prompts both sides answered
+            console.print(f"[yellow]warning:[/yellow] {path} answers {len(pairs)} of the {len(rows)} benchmark prompts")
     for name in config.reward_models:
         from mapl_cli.evaluation.reward import preflight_reward_model
 
@@ -396,7 +471,7 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     try:
         for label, path, pairs in zip(response_labels, config.responses, responses, strict=True):
             todo = [(row, text) for row, text in pairs if (label, row.key) not in done]
-            records = [_record(label, path, row, text) for row, text in todo]
+            records = [_record(label, path, row, text, config.strip_thinking) for row, text in todo]
             writer.write(records)
             done.update(((label, r["key"]), r) for r in records)
         for label, model in zip(model_labels, config.models, strict=True):
@@ -415,7 +490,7 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     labels = model_labels + response_labels
     records = [r for r in done.values() if r["model"] in set(labels)]
     records.sort(key=lambda r: (labels.index(r["model"]), r["key"]))
-    summary = _write_outputs(config, records, labels, sources, extra)
+    summary = _write_outputs(config, records, labels, sources, extra, seen)
     inputs = [p for p in [config.benchmark, *config.responses, config.pairs] if p]
     counts = {label: sum(1 for r in records if r["model"] == label) for label in labels}
     options = {k: v for k, v in asdict(config).items() if k not in ("backend_factory", "output")}

@@ -28,13 +28,55 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _signed(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _difference(entry: dict[str, Any]) -> str:
+    """'+3.7 [+0.5, +6.9] *': difference in points, 95% interval, * when the interval excludes 0."""
+    mark = " *" if entry["significant"] else ""
+    return f"{_signed(entry['diff'])} [{_signed(entry['ci_low'])}, {_signed(entry['ci_high'])}]{mark}"
+
+
+def _p(x: float) -> str:
+    return f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
+
+
+def differences_table(comparisons: dict[str, Any]) -> str:
+    """Each model against the baseline: metric differences with bootstrap intervals, McNemar p-values."""
+    rows = []
+    for name, c in comparisons.items():
+        if "error" in c:
+            rows.append([name, "-", *(["-"] * len(METRICS)), c["error"]])
+            continue
+        mc = c["mcnemar"]
+        p_values = f"{_p(mc['prompt_level_strict_acc']['p_value'])} / {_p(mc['prompt_level_loose_acc']['p_value'])}"
+        rows.append([name, c["n_prompts"], *(_difference(c[k]) for k in METRICS), p_values])
+    header = ["model", "paired prompts", *(f"Δ {SHORT[k]}" for k in METRICS), "McNemar p (prompt strict / loose)"]
+    return _table(header, rows)
+
+
+def comparison_note(comparisons: dict[str, Any]) -> str:
+    first = next(iter(comparisons.values()))
+    resamples = first.get("resamples", "?")
+    return (
+        f"Differences against {first['baseline']}, in points, with 95% paired bootstrap intervals "
+        f"({resamples} resamples of the prompts, seed {first.get('seed', 0)}); * marks an interval that excludes 0. "
+        "McNemar: exact two-sided test on the prompts where exactly one of the two models is right."
+    )
+
+
 def comparison_table(summary: dict[str, Any]) -> str:
-    """Models side by side: the four accuracies (percent) and the number of prompts."""
+    """Models side by side: the four accuracies (percent) and the number of prompts, then each model's
+    differences from the first with intervals (when there are several)."""
     parts = []
     models = summary.get("models", {})
     if models:
         rows = [[name, m["n_prompts"], *(_pct(m[k]) for k in METRICS)] for name, m in models.items()]
         parts.append(_table(["model", "prompts", *METRICS], rows))
+    comparisons = summary.get("comparisons")
+    if comparisons:
+        parts.append(comparison_note(comparisons) + "\n" + differences_table(comparisons))
     for name, rm in summary.get("reward_models", {}).items():
         rows = [[kind, v["n"], _pct(v["accuracy"]), f"{v['mean_margin']:.3f}"] for kind, v in rm["by_kind"].items()]
         parts.append(f"reward model {name}\n" + _table(["kind", "pairs", "accuracy", "mean margin"], rows))
@@ -63,6 +105,47 @@ def _per_instruction_table(models: dict[str, Any]) -> str:
             row.append("-" if entry is None else f"{_pct(entry['strict_acc'])} / {_pct(entry['loose_acc'])} (n={entry['n']})")
         rows.append(row)
     return _table(["instruction", *models], rows)
+
+
+def _seen_section(summary: dict[str, Any]) -> list[str]:
+    models = summary["models"]
+    seen = summary["seen_ids"]
+    out = [
+        "## Instruction types seen and not seen in training",
+        "",
+        f"Seen: the {len(seen['ids'])} instruction ids in the training data ({seen['from']}); unseen: every other id "
+        "in the benchmark. Instruction level: each instruction by its id; prompt level: prompts whose instructions "
+        "are all seen, and prompts with at least one unseen instruction. Strict accuracy in percent (count).",
+        "",
+    ]
+    rows = []
+    for group in ("seen", "unseen"):
+        for level, n_key in (("inst_level_strict_acc", "n_instructions"), ("prompt_level_strict_acc", "n_prompts")):
+            row: list[Any] = [group, level]
+            for m in models.values():
+                g = m.get("seen_unseen", {}).get(group)
+                row.append("-" if not g else f"{_pct(g[level])} (n={g[n_key]})")
+            rows.append(row)
+    return out + [_table(["types", "metric", *models], rows), ""]
+
+
+def _not_scored_section(models: dict[str, Any]) -> list[str]:
+    found: dict[str, dict[str, Any]] = {}
+    for m in models.values():
+        for i, entry in m.get("not_scored", {}).items():
+            found.setdefault(i, entry)
+    if not found:
+        return []
+    rows = [[f"`{i}`", entry["n"], entry["reason"]] for i, entry in sorted(found.items())]
+    return [
+        "## Not scored",
+        "",
+        "These instruction types cannot be scored on this machine; they are left out of every metric above "
+        "(not counted as failures), and so is every prompt that holds one from the prompt-level metrics.",
+        "",
+        _table(["instruction", "instructions (per model)", "reason"], rows),
+        "",
+    ]
 
 
 def _reward_section(reward: dict[str, Any]) -> list[str]:
@@ -98,7 +181,10 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
         lines += [
             f"Generation settings (models only; --responses are scored as given): max_new_tokens="
             f"{s.get('max_new_tokens')}, temperature={s.get('temperature')}, top_p={s.get('top_p')}, "
-            f"seed={s.get('seed')}. Accuracies in percent.",
+            f"seed={s.get('seed')}, chat_template_kwargs={s.get('chat_template_kwargs')}, system prompt="
+            f"{'none' if not summary.get('system_prompt') else repr(summary['system_prompt'])}, reasoning traces "
+            f"{'removed before scoring' if summary.get('strip_thinking', True) else 'scored as part of the response'}. "
+            "Accuracies in percent.",
             "",
             "## Comparison",
             "",
@@ -106,6 +192,22 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
             "",
             "![accuracies](accuracy.png)",
             "",
+        ]
+        if summary.get("comparisons"):
+            lines += [
+                "## Is the difference real?",
+                "",
+                comparison_note(summary["comparisons"]),
+                "",
+                differences_table(summary["comparisons"]),
+                "",
+                "![differences with 95% intervals](differences.png)",
+                "",
+            ]
+            plot_differences(summary["comparisons"], out / "differences.png")
+        if summary.get("seen_ids"):
+            lines += _seen_section(summary)
+        lines += [
             "## By number of instructions in the prompt",
             "",
             "Prompt-level / instruction-level strict accuracy.",
@@ -116,9 +218,13 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
             "",
         ]
         for name, m in models.items():
-            lines += [f"## {name}", "", f"Source: `{m['source']}`; {m['n_prompts']} prompts, {m['n_instructions']} instructions.", ""]
+            scored = ""
+            if m.get("not_scored"):
+                scored = f" (scored: {m['n_prompts_scored']} prompts, {m['n_instructions_scored']} instructions)"
+            lines += [f"## {name}", "", f"Source: `{m['source']}`; {m['n_prompts']} prompts, {m['n_instructions']} instructions{scored}.", ""]
             lines += [_table(["metric", "value"], [[k, _pct(m[k])] for k in METRICS]), ""]
         lines += ["## Per instruction (strict / loose)", "", _per_instruction_table(models), ""]
+        lines += _not_scored_section(models)
         plot_accuracies(models, out / "accuracy.png")
         plot_by_k(models, out / "accuracy_by_k.png")
     if summary.get("reward_models"):
@@ -143,12 +249,39 @@ def _grouped_bars(groups: list[str], series: dict[str, list[float]], ylabel: str
     width = 0.8 / max(1, len(series))
     for j, (name, values) in enumerate(series.items()):
         xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
-        ax.bar(xs, [100 * v for v in values], width, label=name)
+        ax.bar(xs, [_percent(v) for v in values], width, label=name)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylim(0, 100)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _percent(v: float | None) -> float:
+    return float("nan") if v is None else 100 * v
+
+
+def plot_differences(comparisons: dict[str, Any], path: Path) -> None:
+    """One row per (model, metric): the difference from the baseline and its 95% interval; 0 marked."""
+    plt = _pyplot()
+    usable = {name: c for name, c in comparisons.items() if "error" not in c}
+    labels, diffs, lows, highs = [], [], [], []
+    for name, c in usable.items():
+        for metric in METRICS:
+            labels.append(f"{name}: {SHORT[metric]}")
+            diffs.append(100 * c[metric]["diff"])
+            lows.append(100 * (c[metric]["diff"] - c[metric]["ci_low"]))
+            highs.append(100 * (c[metric]["ci_high"] - c[metric]["diff"]))
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(labels) + 1.2))
+    ys = list(range(len(labels)))[::-1]
+    ax.errorbar(diffs, ys, xerr=[lows, highs], fmt="o", capsize=3)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(ys, labels, fontsize=8)
+    baseline = next(iter(usable.values()))["baseline"] if usable else "baseline"
+    ax.set_xlabel(f"difference from {baseline} (points), 95% paired bootstrap interval")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -166,8 +299,8 @@ def plot_by_k(models: dict[str, Any], path: Path) -> None:
         ks = sorted(int(k) for k in m["by_num_instructions"])
         by_k = m["by_num_instructions"]
         color = f"C{j}"  # one color per model: solid prompt level, dashed instruction level
-        ax.plot(ks, [100 * by_k[str(k)]["prompt_level_strict_acc"] for k in ks], marker="o", color=color, label=f"{name} (prompt)")
-        ax.plot(ks, [100 * by_k[str(k)]["inst_level_strict_acc"] for k in ks], marker="x", linestyle="--", color=color, label=f"{name} (inst)")
+        ax.plot(ks, [_percent(by_k[str(k)]["prompt_level_strict_acc"]) for k in ks], marker="o", color=color, label=f"{name} (prompt)")
+        ax.plot(ks, [_percent(by_k[str(k)]["inst_level_strict_acc"]) for k in ks], marker="x", linestyle="--", color=color, label=f"{name} (inst)")
     ax.set_xlabel("instructions in the prompt")
     ax.set_ylabel("strict accuracy (%)")
     ax.set_ylim(0, 100)

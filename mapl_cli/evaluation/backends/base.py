@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 Messages = list[dict[str, str]]
 #: Called with the number of prompts just finished (for progress bars).
@@ -21,12 +21,16 @@ ProgressFn = Callable[[int], None]
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Sampling settings shared by every backend. temperature 0 means greedy decoding."""
+    """Generation settings shared by every backend. temperature 0 means greedy decoding.
+
+    `chat_template_kwargs` go to the chat template when prompts are rendered (for example
+    `{"enable_thinking": False}` for templates that read it)."""
 
     max_new_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+    chat_template_kwargs: dict[str, Any] | None = None
 
     @property
     def greedy(self) -> bool:

@@ -50,13 +50,18 @@ def end_of_turn_ids(tokenizer: Any, generation_config: Any = None) -> list[int]:
     return ids
 
 
-def render_prompts(tokenizer: Any, prompts: Sequence[Messages]) -> list[list[int]]:
-    """Token ids of each prompt rendered with the chat template and the assistant-turn opener."""
+def render_prompts(
+    tokenizer: Any, prompts: Sequence[Messages], template_kwargs: dict[str, Any] | None = None
+) -> list[list[int]]:
+    """Token ids of each prompt rendered with the chat template (given `template_kwargs`, for example
+    enable_thinking) and the assistant-turn opener."""
     if not getattr(tokenizer, "chat_template", None):
         raise MaplError("the model's tokenizer has no chat template; mapl evaluate needs a chat/instruct model")
     out = []
     for messages in prompts:
-        text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=True, **(template_kwargs or {})
+        )
         out.append(tokenizer(text, add_special_tokens=False)["input_ids"])
     return out
 
@@ -123,7 +128,7 @@ class HFBackend:
     ) -> list[str]:
         import torch
 
-        ids = render_prompts(self.tokenizer, prompts)
+        ids = render_prompts(self.tokenizer, prompts, sampling.chat_template_kwargs)
         out: list[str | None] = [None] * len(ids)
         self.last_batches = []
         device = next(self.model.parameters()).device

@@ -99,7 +99,10 @@ class VLLMBackend:
             seed=sampling.seed,
         )
         # vLLM schedules all requests itself (continuous batching); no manual batching or sorting here.
-        outputs = self.llm.chat([list(m) for m in prompts], sampling_params=params, use_tqdm=False, lora_request=self.lora_request)
+        outputs = self.llm.chat(
+            [list(m) for m in prompts], sampling_params=params, use_tqdm=False, lora_request=self.lora_request,
+            chat_template_kwargs=sampling.chat_template_kwargs,
+        )
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
         if progress is not None:
