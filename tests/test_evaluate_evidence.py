@@ -319,3 +319,19 @@ def test_bad_chat_template_kwargs_fail_with_one_line(tmp_path, value):
     result = runner.invoke(app, ["evaluate", "--benchmark", str(BENCHMARK), "--responses", str(plain),
                                  "--chat-template-kwargs", value, "--output", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--chat-template-kwargs" in result.output and "Traceback" not in result.output
+
+
+# ---- IFBench's types are scored, never drawn ----------------------------------------------------------------
+
+
+def test_check_only_types_are_never_drawn(tmp_path):
+    from mapl_cli import instructions
+
+    assert instructions.CHECK_ONLY and not set(instructions.CHECK_ONLY) & set(instructions.all_ids())
+    held_out = sorted(instructions.CHECK_ONLY)[0]
+    for args in (["synthesize", str(ROOT / "examples/prefs.jsonl"), "--output", str(tmp_path / "p")],
+                 ["build-benchmark", str(ROOT / "examples/eval_prompts.jsonl"), "--output", str(tmp_path / "b.jsonl")]):
+        result = runner.invoke(app, [*args, "--include", held_out])
+        assert result.exit_code == 2 and "held-out" in result.output, result.output
+    inst = instructions.get_instruction(held_out)
+    assert inst.generate([("Some response.", True)], __import__("random").Random(0)) is None

@@ -273,10 +273,11 @@ def _pick_ids(pool: Sequence[str], k: int, rng: random.Random, conflicts: Callab
 
 def instruction_pool(include: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[str]:
     """The ids build-benchmark draws from: IFEval's 25 (or `include`), minus `exclude`; all must exist."""
-    from mapl_cli.instructions import get_instruction
+    from mapl_cli.instructions import get_instruction, require_drawable
 
     include, exclude = list(include), list(exclude)
-    for instruction_id in include + exclude:
+    require_drawable(include)
+    for instruction_id in exclude:
         get_instruction(instruction_id)
     pool = [i for i in (include or list(IFEVAL_ARGS)) if i not in set(exclude)]
     if not pool:

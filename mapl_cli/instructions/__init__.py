@@ -47,6 +47,7 @@ __all__ = [
     "get_instruction",
     "loose_variants",
     "not_scored_reason",
+    "require_drawable",
 ]
 
 REGISTRY: dict[str, Instruction] = {
@@ -76,6 +77,17 @@ def get_instruction(instruction_id: str) -> Instruction:
 def all_ids() -> list[str]:
     """The ids synthesis and build-benchmark can draw (check-only types excluded)."""
     return sorted(REGISTRY)
+
+
+def require_drawable(instruction_ids: Sequence[str]) -> None:
+    """MaplError when an id is unknown or check-only (IFBench's types are for testing, never drawn)."""
+    for instruction_id in instruction_ids:
+        get_instruction(instruction_id)
+        if instruction_id in CHECK_ONLY:
+            raise MaplError(
+                f"{instruction_id!r} is one of IFBench's held-out types: mapl evaluate scores it, but it is never "
+                "drawn for training pairs or benchmarks"
+            )
 
 
 def not_scored_reason(instruction_id: str) -> str | None:

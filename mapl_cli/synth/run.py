@@ -91,10 +91,11 @@ class _Stats:
 
 def resolve_instruction_ids(include: tuple[str, ...], exclude: tuple[str, ...]) -> tuple[str, ...]:
     """The instruction ids synthesis may use; unknown ids end the run with one line."""
-    from mapl_cli.instructions import all_ids, get_instruction
+    from mapl_cli.instructions import all_ids, get_instruction, require_drawable
 
-    for inst_id in (*include, *exclude):
-        get_instruction(inst_id)  # raises MaplError naming the unknown id
+    require_drawable(include)  # unknown or check-only ids end the run with one line
+    for inst_id in exclude:
+        get_instruction(inst_id)
     ids = list(include) if include else all_ids()
     ids = sorted(set(ids) - set(exclude))
     if not ids:
