@@ -200,6 +200,17 @@ def test_reward_models_report_accuracy_and_margin_by_kind_and_condition(tmp_path
     assert "Reward models" in (out / "report.md").read_text()
     assert (out / "reward_accuracy.png").read_bytes().startswith(PNG)
 
+    # the same reward model twice: both scored, compared pair by pair, no difference and no evidence of one
+    result = runner.invoke(app, ["evaluate", "--reward-model", str(tmp_path / "rm"), "--reward-model", str(tmp_path / "rm"),
+                                 "--pairs", str(pairs), "--output", str(tmp_path / "twice"), "--bootstrap", "500"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "twice" / "summary.json").read_text())
+    assert list(summary["reward_models"]) == ["rm", "rm#2"]
+    overall = summary["reward_comparisons"]["rm#2"]["overall"]
+    assert overall["diff"] == 0 and overall["mcnemar"]["p_value"] == 1.0 and not overall["significant"]
+    assert set(summary["reward_comparisons"]["rm#2"]) >= {"overall", "standard", "intra", "inter"}
+    assert "Δ accuracy" in result.stdout
+
 
 def test_lora_reward_model_adapters_are_scored_with_their_trained_head(tmp_path):
     import torch
@@ -222,7 +233,7 @@ def test_lora_reward_model_adapters_are_scored_with_their_trained_head(tmp_path)
     model.save_pretrained(tmp_path / "rm" / "model")
     tokenizer.save_pretrained(tmp_path / "rm" / "model")
     pairs = write_pairs(tmp_path / "pairs.parquet", n_sources=2)
-    got = evaluate_reward_models([str(tmp_path / "rm")], str(pairs), batch_size=4, device="cpu")["rm"]
+    got = evaluate_reward_models([str(tmp_path / "rm")], str(pairs), batch_size=4, device="cpu")["models"]["rm"]
 
     model.eval()
 

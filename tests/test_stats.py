@@ -130,3 +130,17 @@ def test_compare_all_uses_the_first_model_as_baseline_and_shared_prompts():
     assert out["new"]["n_prompts"] == 2
     assert out["new"]["prompt_level_strict_acc"]["diff"] == pytest.approx(0.5)
     assert compare_all({"only": base}) == {}
+
+
+def test_compare_binary_hand_case():
+    # 10 items: the model fixes items 0-3 and breaks item 9: accuracy 0.6 -> 0.9, discordant 1 vs 4
+    base = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    model = [1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    from mapl_cli.evaluation.stats import compare_binary
+
+    out = compare_binary(base, model, resamples=2000)
+    assert (out["baseline"], out["model"]) == (0.6, 0.9)
+    assert out["diff"] == pytest.approx(0.3)
+    assert out["ci_low"] <= 0.3 <= out["ci_high"]
+    # 2 * (C(5,0) + C(5,1)) / 2^5 = 12/32
+    assert out["mcnemar"] == {"baseline_only": 1, "model_only": 4, "p_value": 0.375}

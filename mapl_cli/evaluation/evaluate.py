@@ -483,10 +483,13 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     if config.reward_models:
         from mapl_cli.evaluation.reward import evaluate_reward_models
 
-        extra["reward_models"] = evaluate_reward_models(
+        scored = evaluate_reward_models(
             config.reward_models, config.pairs, batch_size=config.batch_size, device=config.device, console=console,
-            max_length=config.max_length,
+            max_length=config.max_length, resamples=config.bootstrap, seed=config.sampling.seed,
         )
+        extra["reward_models"] = scored["models"]
+        if scored["comparisons"]:
+            extra["reward_comparisons"] = scored["comparisons"]
     labels = model_labels + response_labels
     records = [r for r in done.values() if r["model"] in set(labels)]
     records.sort(key=lambda r: (labels.index(r["model"]), r["key"]))

@@ -80,6 +80,8 @@ def comparison_table(summary: dict[str, Any]) -> str:
     for name, rm in summary.get("reward_models", {}).items():
         rows = [[kind, v["n"], _pct(v["accuracy"]), f"{v['mean_margin']:.3f}"] for kind, v in rm["by_kind"].items()]
         parts.append(f"reward model {name}\n" + _table(["kind", "pairs", "accuracy", "mean margin"], rows))
+    if summary.get("reward_comparisons"):
+        parts.append(reward_differences(summary["reward_comparisons"]))
     return "\n\n".join(parts)
 
 
@@ -105,6 +107,24 @@ def _per_instruction_table(models: dict[str, Any]) -> str:
             row.append("-" if entry is None else f"{_pct(entry['strict_acc'])} / {_pct(entry['loose_acc'])} (n={entry['n']})")
         rows.append(row)
     return _table(["instruction", *models], rows)
+
+
+def reward_differences(comparisons: dict[str, Any]) -> str:
+    """Each reward model's pairwise accuracy minus the first one's, overall and by kind, with intervals."""
+    first = next(iter(comparisons.values()))
+    rows = []
+    for name, c in comparisons.items():
+        for group, entry in c.items():
+            if not isinstance(entry, dict):
+                continue
+            mc = entry["mcnemar"]
+            rows.append([name, group, entry["n"], _difference(entry), _p(mc["p_value"])])
+    note = (
+        f"Accuracy differences against {first['baseline']}, in points, with 95% paired bootstrap intervals "
+        f"({first['resamples']} resamples of the pairs); * marks an interval that excludes 0; McNemar: exact test on "
+        "the pairs exactly one of the two models gets right."
+    )
+    return note + "\n" + _table(["reward model", "pairs", "n", "Δ accuracy", "McNemar p"], rows)
 
 
 def _seen_section(summary: dict[str, Any]) -> list[str]:
@@ -229,6 +249,8 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
         plot_by_k(models, out / "accuracy_by_k.png")
     if summary.get("reward_models"):
         lines += _reward_section(summary["reward_models"])
+        if summary.get("reward_comparisons"):
+            lines += ["### Is the difference real?", "", reward_differences(summary["reward_comparisons"]), ""]
         plot_reward(summary["reward_models"], out / "reward_accuracy.png")
         lines += ["![reward-model accuracy by kind](reward_accuracy.png)", ""]
     (out / "report.md").write_text("\n".join(lines))

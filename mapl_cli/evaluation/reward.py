@@ -118,19 +118,52 @@ def summarize_margins(table: Any, margins: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def evaluate_reward_models(names: list[str], pairs: str, batch_size: int = 16, device: Any = None, console: Any = None, max_length: int = 1024) -> dict[str, Any]:
-    """{label: summary} for each reward model on the same pairs."""
+def compare_reward_models(
+    table: Any, margins_by_model: dict[str, dict[str, float]], resamples: int, seed: int = 0
+) -> dict[str, Any]:
+    """Each reward model against the first, on the pairs both scored: accuracy difference with a paired
+    bootstrap interval and McNemar's exact p-value, overall and by kind."""
+    from mapl_cli.evaluation.stats import compare_binary
+
+    labels = list(margins_by_model)
+    if len(labels) < 2 or resamples < 1:
+        return {}
+    kinds = dict(zip(table.column("pair_id").to_pylist(), table.column("kind").to_pylist(), strict=True))
+    base = margins_by_model[labels[0]]
+    out = {}
+    for label in labels[1:]:
+        mine = margins_by_model[label]
+        shared = [p for p in base if p in mine]
+        groups = {"overall": shared, **{k: [p for p in shared if kinds[p] == k] for k in sorted({kinds[p] for p in shared})}}
+        out[label] = {"baseline": labels[0], "resamples": resamples, "seed": seed}
+        for group, ids in groups.items():
+            if ids:
+                out[label][group] = compare_binary(
+                    [base[p] > 0 for p in ids], [mine[p] > 0 for p in ids], resamples=resamples, seed=seed
+                )
+    return out
+
+
+def evaluate_reward_models(
+    names: list[str], pairs: str, batch_size: int = 16, device: Any = None, console: Any = None,
+    max_length: int = 1024, resamples: int = 10_000, seed: int = 0,
+) -> dict[str, Any]:
+    """{label: summary} for each reward model on the same pairs, and "comparisons": each against the first."""
     from mapl_cli.pairs import read_pairs
 
     table = read_pairs(pairs)
     out: dict[str, Any] = {}
+    margins_by_model: dict[str, dict[str, float]] = {}
     for name in names:
-        label = display_name(name)
+        label, n = display_name(name), 2
+        while label in out:  # the same folder name twice: rm, rm#2
+            label, n = f"{display_name(name)}#{n}", n + 1
         model, tokenizer, dev = load_reward_model(name, device=device)
         margins = pair_margins(model, tokenizer, table, dev, batch_size=batch_size, max_length=max_length)
+        margins_by_model[label] = margins
         out[label] = {"source": name, **summarize_margins(table, margins)}
         if console is not None:
             overall = out[label]["overall"]
             console.print(f"{label}: accuracy {overall['accuracy']:.3f}, mean margin {overall['mean_margin']:+.3f} on {overall['n']} pairs")
         del model
-    return out
+    return {"models": out, "comparisons": compare_reward_models(table, margins_by_model, resamples, seed)}

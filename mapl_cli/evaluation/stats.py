@@ -190,3 +190,28 @@ def compare_all(
         except ValueError as err:
             out[label] = {"baseline": labels[0], "error": str(err)}
     return out
+
+
+def compare_binary(
+    baseline: np.ndarray, model: np.ndarray, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """Paired comparison of two 0/1 vectors over the same items (for example reward-model pairs judged
+    right): accuracy difference with a percentile bootstrap interval, and McNemar's exact p-value."""
+    baseline, model = np.asarray(baseline, dtype=np.float64), np.asarray(model, dtype=np.float64)
+    if baseline.shape != model.shape or baseline.size == 0:
+        raise ValueError("paired comparison needs two equally long, non-empty verdict vectors")
+    diff = model - baseline
+    boot = np.concatenate([w @ diff / baseline.size for w in bootstrap_weights(baseline.size, resamples, seed)])
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return {
+        "n": int(baseline.size),
+        "baseline": float(baseline.mean()),
+        "model": float(model.mean()),
+        "diff": float(diff.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "significant": bool(low > 0 or high < 0),
+        "mcnemar": mcnemar(baseline, model),
+    }
