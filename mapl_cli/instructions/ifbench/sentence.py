@@ -68,7 +68,7 @@ class Keyword(ParsedType):
             raise MaplError(f"instruction {self.id!r}: argument 'word' must not be empty")
         return {"word": word, "N": as_count(args["N"], self.id, "N")}
 
-    def verdict(self, response: str, word: str, N: int) -> bool:  # noqa: N803 (IFBench's argument name)
+    def verdict(self, response: str, word: str, N: int) -> bool:  # N: IFBench's argument name
         sentences = split_into_sentences(response)
         if len(sentences) < N or not sentences:
             return False  # (N = 0 with no sentence: the reference raises IndexError)
