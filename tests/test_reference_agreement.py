@@ -7,12 +7,10 @@ postscripts, sections, other languages, upper/lower case) plus hand-written adve
 kwargs per id around each response's real counts so that both verdicts occur. Verdicts are compared under
 the reference harness's strict rule (`response.strip() and check_following(response)`).
 
-Exceptions (see docs/instructions.md, "Differences from the IFEval reference"):
-- The reference's NLTK punkt model is not available offline, so its length_constraints:number_sentences
-  and change_case:capital_word_frequency raise LookupError. For those two we substitute our sentence
-  splitter into the reference (so its own word tokenizer, counting and relation logic still run) and check
-  the splitter itself against hand-derived counts in tests/test_instructions.py.
-- A keyword that is not a valid regular expression crashes the reference; we match it literally.
+The reference's length_constraints:number_sentences and change_case:capital_word_frequency call NLTK's
+Punkt English model; `tests.nltk_offline.install()` makes it load offline (from the parameters mapl uses),
+so the reference runs unchanged. Exception (see docs/instructions.md, "Differences from the IFEval
+reference"): a keyword that is not a valid regular expression crashes the reference; we match it literally.
 """
 
 from __future__ import annotations
@@ -22,13 +20,16 @@ import random
 
 import pytest
 
+from tests.nltk_offline import install
+
+install()  # before the reference is imported: it looks for punkt_tab and would download it
 registry = pytest.importorskip("lm_eval.tasks.ifeval.instructions_registry")
 instructions_util = pytest.importorskip("lm_eval.tasks.ifeval.instructions_util")
 
 from mapl_cli.instructions import REGISTRY, all_ids, conflicts  # noqa: E402
 from mapl_cli.instructions.content import count_placeholders  # noqa: E402
 from mapl_cli.instructions.format import count_bullets, count_highlights  # noqa: E402
-from mapl_cli.instructions.text import split_sentences  # noqa: E402
+from mapl_cli.instructions.text import count_capital_words, count_sentences  # noqa: E402
 
 PROSE = [
     "The lighthouse keeper lived alone for many years.",
@@ -179,7 +180,7 @@ def sample_kwargs(inst_id: str, response: str, rng: random.Random) -> dict:
     if inst_id == "language:response_language":
         return {"language": rng.choice(LANGS)}
     if inst_id == "length_constraints:number_sentences":
-        return {"num_sentences": _near(rng, len(split_sentences(response))), "relation": relation}
+        return {"num_sentences": _near(rng, count_sentences(response)), "relation": relation}
     if inst_id == "length_constraints:number_paragraphs":
         return {"num_paragraphs": rng.randint(1, 4)}
     if inst_id == "length_constraints:number_words":
@@ -213,21 +214,6 @@ def sample_kwargs(inst_id: str, response: str, rng: random.Random) -> dict:
     if inst_id == "change_case:capital_word_frequency":
         return {"capital_frequency": rng.randint(1, 6), "capital_relation": relation}
     return {}
-
-
-@pytest.fixture
-def punkt_substitute(monkeypatch):
-    """Run the reference with our sentence splitter in place of the (unavailable) punkt model."""
-    import nltk.tokenize
-
-    class _Splitter:
-        def tokenize(self, text):
-            return list(split_sentences(text))
-
-    monkeypatch.setattr(instructions_util, "_get_sentence_tokenizer", lambda: _Splitter())
-    monkeypatch.setattr(
-        nltk.tokenize, "sent_tokenize", lambda text, language="english": list(split_sentences(text))
-    )
 
 
 def reference_verdict(inst_id: str, kwargs: dict, response: str) -> bool:
@@ -309,7 +295,7 @@ def test_case_set_covers_every_id_and_both_verdicts():
     assert {c[0] for c in CASES} == set(REGISTRY) == set(registry.INSTRUCTION_DICT)
 
 
-def test_verdicts_match_the_reference(punkt_substitute):
+def test_verdicts_match_the_reference():
     disagreements = []
     verdicts: dict[str, set[bool]] = {}
     for inst_id, response, kwargs in CASES:
@@ -323,16 +309,12 @@ def test_verdicts_match_the_reference(punkt_substitute):
     assert one_sided == [], "every id should see both verdicts"
 
 
-def test_reference_needs_punkt_for_two_ids():
-    """Documents why number_sentences and capital_word_frequency use the substitute above: without punkt
-    data the reference raises LookupError. If this starts failing, punkt is installed and the substitution
-    can be dropped for a direct comparison."""
-    for inst_id, kwargs in [
-        ("length_constraints:number_sentences", {"num_sentences": 2, "relation": "at least"}),
-        ("change_case:capital_word_frequency", {"capital_frequency": 2, "capital_relation": "at least"}),
-    ]:
-        with pytest.raises(LookupError):
-            reference_verdict(inst_id, kwargs, "One. Two SENTENCES HERE.")
+def test_sentence_and_capital_word_counts_equal_the_reference():
+    """Beyond verdicts: the counts behind number_sentences and capital_word_frequency, on every response."""
+    for response in sorted({c[1] for c in CASES}):
+        assert count_sentences(response) == instructions_util.count_sentences(response), response
+        capitals = sum(w.isupper() for w in instructions_util.nltk.word_tokenize(response))
+        assert count_capital_words(response) == capitals, response
 
 
 def test_invalid_regex_keyword_is_matched_literally_where_the_reference_crashes():

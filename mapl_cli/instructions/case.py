@@ -1,9 +1,9 @@
 """Case instructions: change_case:capital_word_frequency, change_case:english_capital,
 change_case:english_lowercase.
 
-Capital words are tokens of nltk's treebank word tokenizer that are all upper case ("I" counts, as in
-IFEval); sentences come from `text.split_sentences` instead of punkt. English is detected with seeded
-langdetect; where langdetect finds no features IFEval counts the response as English, and so do we.
+Capital words are tokens of `nltk.word_tokenize` (Punkt sentences, then treebank words) that are all upper
+case ("I" counts), as in IFEval. English is detected with seeded langdetect; where langdetect finds no
+features IFEval counts the response as English, and so do we.
 
     >>> from mapl_cli.instructions import get_instruction
     >>> get_instruction("change_case:english_lowercase").check("hello there, my friend.", {})

@@ -15,7 +15,7 @@ import random
 
 from mapl_cli.errors import MaplError
 from mapl_cli.instructions.base import BaseInstruction, FixedInstruction, Kwargs, Target
-from mapl_cli.instructions.text import split_sentences
+from mapl_cli.instructions.text import sent_tokenize
 
 _REQUESTS = (
     "Write a short note about your favourite season.",
@@ -84,8 +84,7 @@ class RepeatPrompt(BaseInstruction):
         yes = [r for r, w in targets if w]
         if yes:
             head = yes[0].strip()
-            first = split_sentences(head)[0] if split_sentences(head) else head
-            first = first.split("\n")[0].strip()
+            first = (sent_tokenize(head) or (head,))[0].split("\n")[0].strip()
             candidates = [first] if 3 <= len(first.split()) and len(first) <= 200 else []
         else:
             candidates = rng.sample(_REQUESTS, len(_REQUESTS))

@@ -2,8 +2,8 @@
 :nth_paragraph_first_word.
 
 Words are `\\w+` runs (as IFEval). Paragraphs are split on "***" for number_paragraphs and on "\\n\\n" for
-nth_paragraph_first_word (as IFEval, quirks included). Sentences come from the offline splitter in
-`text.split_sentences`, which differs from IFEval's punkt model (docs/instructions.md).
+nth_paragraph_first_word (as IFEval, quirks included). Sentences are IFEval's: `nltk.sent_tokenize` with
+NLTK's Punkt English model, run offline by `text.sent_tokenize`.
 
     >>> from mapl_cli.instructions import get_instruction
     >>> get_instruction("length_constraints:number_words").check("one two three", {"num_words": 3,
