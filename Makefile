@@ -2,6 +2,7 @@
 #
 #   make demo      install into .venv, then run the end-to-end demo on the embedded model (about 20 min on 2 CPU cores)
 #   make demo-rm   the same for reward models (BT vs MAPL reward model, accuracy by kind on held-out pairs)
+#   make experiment  the lambda ablation (plain, intra, inter, both) x 3 seeds with paired intervals (~30 min)
 #   make test      install into .venv (with the dev extra), then run the test suite
 #
 # TORCH picks the torch build: the default is the CPU build this project is tested with; on a GPU machine
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.mapl-installed
 
-.PHONY: install demo demo-rm test lint bench clean
+.PHONY: install demo demo-rm experiment test lint bench clean
 
 install: $(STAMP)
 
@@ -33,6 +34,9 @@ demo: install
 demo-rm: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/demo_rm.sh
 
+experiment: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash examples/experiment.sh
+
 test: install
 	$(VENV)/bin/ruff check mapl_cli tests bench
 	$(VENV)/bin/python -m pytest -q
@@ -46,4 +50,4 @@ bench: install
 	$(PY) bench/train.py
 
 clean:
-	rm -rf $(VENV) demo out
+	rm -rf $(VENV) demo out experiment

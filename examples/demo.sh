@@ -7,9 +7,10 @@
 # 1. synthesize MAPL pairs (standard, intra, inter) from the 80 preference rows in examples/prefs.jsonl;
 # 2. train two LoRA DPO policies from smollm2-135m-instruct with the same steps, data and seed:
 #    standard DPO (--lambda-intra 0 --lambda-inter 0) and MAPL (the default lambdas, 1 and 1);
-# 3. evaluate the base model and both policies on the first MAPL_DEMO_PROMPTS prompts of
-#    examples/eval_benchmark.jsonl (1 to 6 instructions per prompt), print the comparison table and write
-#    DIR/eval/report.md.
+# 3. evaluate both policies and the base model on the first MAPL_DEMO_PROMPTS prompts of
+#    examples/eval_benchmark.jsonl (1 to 6 instructions per prompt), print the comparison table with each
+#    model's difference from standard DPO (95% paired bootstrap intervals, McNemar p-values), and write
+#    DIR/eval/report.md (also: accuracy on instruction types seen and not seen in training).
 #
 # This shows the pipeline working; a few LoRA steps on 80 pairs do not measure MAPL's effect. The knobs
 # below size it; for real scale see docs/evaluation.md ("Real scale").
@@ -45,9 +46,10 @@ for run in standard mapl; do
     --max-length "$MAX_LENGTH" --seed "$SEED" --save-every 0 --no-precompute-ref --force
 done
 
-stage "evaluate base, DPO and MAPL on $PROMPTS benchmark prompts ($MAX_NEW_TOKENS new tokens, greedy)"
+# standard DPO first: it is the baseline every other row is compared with
+stage "evaluate DPO, MAPL and the base model on $PROMPTS benchmark prompts ($MAX_NEW_TOKENS new tokens, greedy)"
 mapl evaluate --benchmark "$HERE/eval_benchmark.jsonl" --limit "$PROMPTS" \
-  --model "$MODEL" --model "$DIR/dpo-standard" --model "$DIR/dpo-mapl" \
+  --model "$DIR/dpo-standard" --model "$DIR/dpo-mapl" --model "$MODEL" \
   --max-new-tokens "$MAX_NEW_TOKENS" --batch-size "$GEN_BATCH" --backend hf --seed "$SEED" \
   --output "$DIR/eval" --force
 

@@ -8,7 +8,8 @@
 # 3. train two LoRA reward models with the same steps, data and seed: Bradley-Terry (--lambda-intra 0
 #    --lambda-inter 0) and MAPL (the default lambdas);
 # 4. evaluate both on the held-out pairs: accuracy and mean margin by kind (standard, intra, inter) and by
-#    condition; prints the table and writes DIR/eval-rm/report.md.
+#    condition, and MAPL's accuracy difference from BT with 95% paired bootstrap intervals and McNemar
+#    p-values; prints the tables and writes DIR/eval-rm/report.md.
 #
 # A demonstration of the pipeline, not a measurement of MAPL's effect (see docs/evaluation.md, "Real scale").
 set -euo pipefail
