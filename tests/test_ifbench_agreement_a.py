@@ -19,16 +19,14 @@ Documented exceptions (docs/instructions.md), each checked by name below:
   on an empty sentence, the csv types on csv errors or empty tab-separated fields), mapl says False; the
   agreement loop counts a reference crash as False only for the ids in REFERENCE_CRASHES.
 - Arguments the reference would draw at random (missing, None, negative) are refused with a MaplError.
-- count:word_count_range counts words as `re.findall(r"\w+")` with Python's `re`, as IFBench's
-  `count_words` did with NLTK <= 3.9. NLTK >= 3.10 compiles RegexpTokenizer patterns with the `regex`
-  engine, whose `\w` also matches combining marks, variation selectors (the U+FE0F in "❤️"), joiners and
-  circled letters, and not superscript digits. Cases where the installed NLTK counts differently are
-  judged by the reference with Python's `re` count substituted (counted, and shown in a test by name).
+
+Words are counted as the installed NLTK (>= 3.10) counts them: RegexpTokenizer(r"\w+") on the `regex`
+engine, whose `\w` also matches combining marks and variation selectors (the U+FE0F in "❤️"); the
+generated cases include such characters.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import re
@@ -75,26 +73,6 @@ def row_kwargs(args: dict) -> dict:
     return kwargs
 
 
-def nltk_counts_differently(text: str) -> bool:
-    r"""Whether the installed NLTK's RegexpTokenizer(r"\w+") finds another number of words than Python's re."""
-    from nltk.tokenize import RegexpTokenizer
-
-    return len(RegexpTokenizer(r"\w+").tokenize(text)) != len(re.findall(r"\w+", text))
-
-
-@contextlib.contextmanager
-def stdlib_word_count():
-    """IFBench's count_words with Python's `re` (its behaviour under NLTK <= 3.9), for the one exception."""
-    import ifbench.instructions_util as util
-
-    saved = util.count_words
-    util.count_words = lambda text: len(re.findall(r"\w+", text))
-    try:
-        yield
-    finally:
-        util.count_words = saved
-
-
 def reference_verdict(registry, inst_id: str, response: str, kwargs: dict) -> tuple[bool, str | None]:
     """The reference harness's strict verdict, and the exception name where check_following raised."""
     inst = registry.INSTRUCTION_DICT[inst_id](inst_id)
@@ -105,13 +83,6 @@ def reference_verdict(registry, inst_id: str, response: str, kwargs: dict) -> tu
         return False, type(error).__name__
 
 
-def expected_verdict(registry, inst_id: str, response: str, kwargs: dict) -> tuple[bool, str | None, bool]:
-    """The reference verdict, the exception name if it crashed, and whether the NLTK >= 3.10 word-count
-    exception applied (the reference then runs with Python's re count)."""
-    if inst_id == "count:word_count_range" and nltk_counts_differently(response):
-        with stdlib_word_count():
-            return *reference_verdict(registry, inst_id, response, kwargs), True
-    return *reference_verdict(registry, inst_id, response, kwargs), False
 
 
 # --- response pieces ----------------------------------------------------------------------------------------
@@ -597,10 +568,9 @@ def test_ids_match_the_reference_registry(registry):
 @pytest.mark.parametrize("inst_id", IDS)
 def test_agreement_with_the_reference(registry, inst_id):
     inst = get_instruction(inst_id)
-    verdicts, crashes, disagreements, regex_engine_cases = Counter(), Counter(), [], 0
+    verdicts, crashes, disagreements = Counter(), Counter(), []
     for response, kwargs in cases(inst_id):
-        expected, crash, excepted = expected_verdict(registry, inst_id, response, kwargs)
-        regex_engine_cases += excepted
+        expected, crash = reference_verdict(registry, inst_id, response, kwargs)
         if crash:
             crashes[crash] += 1
         got = inst.check(response, kwargs)
@@ -613,18 +583,18 @@ def test_agreement_with_the_reference(registry, inst_id):
     assert min(verdicts[True], verdicts[False]) >= 20, verdicts
     if inst_id not in REFERENCE_CRASHES:
         assert not crashes, crashes
-    assert regex_engine_cases <= sum(verdicts.values()) // 5  # an exception, not the rule
 
 
-def test_word_count_uses_pythons_re_word_characters(registry):
-    """The NLTK >= 3.10 exception, by name: U+FE0F (in "❤️") and a combining accent are not word characters
-    for Python's re (nor for NLTK <= 3.9), so "I ❤️ it" has 2 words and a decomposed "nai\u0308ve" 2."""
+def test_word_count_uses_nltk_3_10_word_characters(registry):
+    """NLTK >= 3.10 (the regex engine): U+FE0F (in "❤️") and a combining accent are word characters, so
+    "I ❤️ it" has 3 words and a decomposed "nai\u0308ve" 1 (Python's re, and NLTK <= 3.9, count 2 and 2)."""
+    from nltk.tokenize import RegexpTokenizer
+
     inst = get_instruction("count:word_count_range")
-    assert inst.check("I ❤️ it", {"min_words": 2, "max_words": 2})
-    assert inst.check("nai\u0308ve", {"min_words": 2, "max_words": 2})
-    assert inst.check("x²", {"min_words": 1, "max_words": 1})  # superscript two is a word character for re
-    if nltk_counts_differently("I ❤️ it"):  # NLTK >= 3.10 installed: its reference counts 3
-        assert not reference_verdict(registry, "count:word_count_range", "I ❤️ it", {"min_words": 2, "max_words": 2})[0]
+    for text, words in (("I ❤️ it", 3), ("nai\u0308ve", 1), ("x²", 1), ("plain words here", 3)):
+        assert inst.check(text, {"min_words": words, "max_words": words}), text
+        assert not inst.check(text, {"min_words": words + 1, "max_words": words + 5}), text
+        assert len(RegexpTokenizer(r"\w+").tokenize(text)) == words, "the installed NLTK counts differently"
 
 
 @pytest.mark.parametrize("inst_id", sorted(REFERENCE_CRASHES))

@@ -17,11 +17,17 @@ from __future__ import annotations
 import functools
 import re
 
+import regex
+
 _CACHE = 4096
 
 # --- words ------------------------------------------------------------------------------------------------
 
-_WORD_RE = re.compile(r"\w+")  # the reference counts words with nltk's RegexpTokenizer(r"\w+")
+_WORD_RE = re.compile(r"\w+")
+#: Words as IFEval's and IFBench's references count them, nltk's RegexpTokenizer(r"\w+"), which NLTK >= 3.10
+#: compiles with the `regex` engine: its \w also takes combining marks and variation selectors (the U+FE0F
+#: in "❤️"), and not superscript digits, unlike Python's re.
+_NLTK_WORD_RE = regex.compile(r"\w+")
 _ALPHA_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 
 STOPWORDS = frozenset(
@@ -54,8 +60,13 @@ VOCABULARY = tuple(
 
 @functools.lru_cache(maxsize=_CACHE)
 def count_words(text: str) -> int:
-    """Number of `\\w+` runs, exactly as the reference's `count_words`."""
-    return len(_WORD_RE.findall(text))
+    """Number of `\\w+` runs, exactly as the reference's `count_words` (nltk's RegexpTokenizer, NLTK >= 3.10)."""
+    return len(_NLTK_WORD_RE.findall(text))
+
+
+def nltk_words(text: str) -> list[str]:
+    """The `\\w+` runs of `text` as nltk's RegexpTokenizer(r"\\w+") finds them (NLTK >= 3.10)."""
+    return _NLTK_WORD_RE.findall(text)
 
 
 @functools.lru_cache(maxsize=_CACHE)

@@ -17,13 +17,11 @@ reference replaces by a random one, is an error.
 from __future__ import annotations
 
 import math
-import re
 
 from mapl_cli.errors import MaplError
 from mapl_cli.instructions.base import Kwargs, as_str
 from mapl_cli.instructions.ifbench.util import ParsedType, split_into_sentences
-
-_WORD_RE = re.compile(r"\w+")  # the reference's words: nltk's RegexpTokenizer(r"\w+")
+from mapl_cli.instructions.text import nltk_words
 
 # NLTK's English stop-word list, `nltk.corpus.stopwords.words('english')`, from the `stopwords` corpus of
 # nltk_data (a download), embedded here. The 179 words the list had until 2025, in its file order; the same,
@@ -82,7 +80,7 @@ class StopWords(ParsedType):
         return {"percentage": _percentage(args["percentage"], self.id)}
 
     def verdict(self, response: str, percentage: float) -> bool:
-        tokens = _WORD_RE.findall(response)
+        tokens = nltk_words(response)
         if not tokens:
             return False  # the reference divides by zero
         return (stopword_count(tokens) / len(tokens)) * 100 <= percentage
