@@ -84,6 +84,9 @@ BLOCKS = [
 ADVERSARIAL = [
     "",
     "   \n\t ",
+    # the regex engine's \w (NLTK >= 3.10) takes the variation selector in "❤️" and combining accents
+    "I ❤️ this naive cafe\u0301 and the nai\u0308ve one, 1️⃣ x² ½.",
+    "ZWJ family 👨\u200d👩\u200d👧 and Ⓐ circled.",
     "P.S.",
     "p.s. hi",
     "P. S. spaced out",

@@ -1,10 +1,7 @@
 """Scoring: hand-checked aggregates, empty responses, loose variants, and agreement with IFEval's reference
-scoring code (lm-evaluation-harness's `tasks/ifeval/utils.process_results`) on a fixed set of cases.
-
-Documented exception: offline, the reference cannot check `length_constraints:number_sentences` and
-`change_case:capital_word_frequency` (they need NLTK's downloaded punkt models and raise LookupError), so
-those two ids are compared only when the punkt data is installed; otherwise they are dropped from the
-compared rows (the other instructions of those rows are still compared).
+scoring code (lm-evaluation-harness's `tasks/ifeval/utils.process_results`) on a fixed set of cases. The
+reference runs offline with NLTK's Punkt English model installed by tests/nltk_offline.py, so every id is
+compared, sentence counting included.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from mapl_cli.evaluation.scoring import METRICS, Verdicts, score_row, summarize
 ROOT = Path(__file__).resolve().parents[1]
 RESPONSES = ROOT / "tests" / "assets" / "eval_reference_responses.jsonl"
 BENCHMARK = ROOT / "examples" / "eval_benchmark.jsonl"
-NEEDS_PUNKT = {"length_constraints:number_sentences", "change_case:capital_word_frequency"}
 
 
 def test_summarize_matches_hand_computed_metrics():
@@ -66,24 +62,15 @@ def test_loose_scoring_drops_a_chatty_first_line_and_asterisks():
     assert verdicts.loose == [True, True]
 
 
-def _punkt_available() -> bool:
-    import nltk
-
-    try:
-        nltk.data.find("tokenizers/punkt_tab")
-        nltk.data.find("tokenizers/punkt/english.pickle")
-        return True
-    except LookupError:
-        return False
-
-
 def _cases() -> list[tuple[BenchmarkRow, str]]:
     """The shipped benchmark crossed with 18 hand-written responses (formats, cases, languages, empty), plus
     single-instruction rows whose arguments the registry's generators chose to make each response pass or
     fail each instruction type (arguments near the decision boundary)."""
     from mapl_cli.instructions import all_ids, get_instruction
+    from tests.nltk_offline import install
 
-    skip = set() if _punkt_available() else NEEDS_PUNKT
+    install()
+    skip: set[str] = set()
     responses = [json.loads(line)["response"] for line in RESPONSES.read_text().splitlines()]
     cases = []
     for row in read_benchmark(BENCHMARK):
