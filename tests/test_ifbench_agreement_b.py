@@ -34,21 +34,14 @@ import syllapy
 from mapl_cli.errors import MaplError
 from mapl_cli.instructions import get_instruction, not_scored_reason
 from mapl_cli.instructions.ifbench.ratio import NLTK_ENGLISH_STOPWORDS
-from tests.nltk_offline import ifbench_reference, install
+from tests.nltk_offline import ifbench_reference
 
 GROUPS = ("ratio", "repeat", "sentence", "words")
 NOT_SCORED = {"words:start_verb"}
 MIN_CASES = 200
 
 
-def _install_stopwords() -> None:
-    folder = install() / "corpora" / "stopwords"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "english").write_text("".join(f"{w}\n" for w in sorted(NLTK_ENGLISH_STOPWORDS)))
-
-
-_install_stopwords()
-registry = ifbench_reference()
+registry = ifbench_reference()  # with mapl's copy of the stop-word list installed as NLTK's corpus
 ROWS = [
     json.loads(line)
     for line in resources.files("ifbench").joinpath("data/IFBench_test.jsonl").read_text().splitlines()
