@@ -8,6 +8,8 @@ Expected verdicts are derived by hand from IFEval's semantics (comments say why 
 from __future__ import annotations
 
 import random
+import re
+import time
 
 import pytest
 
@@ -21,6 +23,8 @@ from mapl_cli.instructions import (
     get_instruction,
     loose_variants,
 )
+from mapl_cli.instructions.content import count_placeholders
+from mapl_cli.instructions.format import count_bullets, titles
 from mapl_cli.instructions.text import (
     count_capital_words,
     count_capital_words_slow,
@@ -385,3 +389,91 @@ def test_loose_variants_follow_ifeval_order():
 def test_loose_variants_of_one_line_and_empty():
     assert loose_variants("only") == ["only", "only", "", "", "", "", "", ""]
     assert loose_variants("") == [""] * 8
+
+
+# --- bounded time: patterns from data, and linear scans for IFEval's quadratic patterns ------------------
+
+_STAR_BULLET = re.compile(r"^\s*\*[^\*].*$", re.MULTILINE)  # IFEval's patterns, as the reference writes them
+_DASH_BULLET = re.compile(r"^\s*-.*$", re.MULTILINE)
+_TITLE = re.compile(r"<<[^\n]+>>")
+_PLACEHOLDER = re.compile(r"\[.*?\]")
+
+
+def test_linear_scans_count_what_ifevals_patterns_count():
+    """Short strings over an alphabet of the characters the patterns care about (and whitespace that only
+    re's \\s knows: \\x1c, \\u2028), so every branch of the scans is compared with the regex."""
+    rng = random.Random(7)
+    alphabet = ["*", "-", " ", "\n", "a", "\t", "[", "]", "<", ">", "\x1c", "\u2028", "\r", "**", "<<", ">>"]
+    for _ in range(30_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert count_bullets.__wrapped__(text) == len(_STAR_BULLET.findall(text)) + len(_DASH_BULLET.findall(text)), repr(text)
+        assert titles(text) == _TITLE.findall(text), repr(text)
+        assert count_placeholders.__wrapped__(text) == len(_PLACEHOLDER.findall(text)), repr(text)
+
+
+@pytest.mark.parametrize(
+    "inst_id, kwargs, response",
+    [
+        ("detectable_content:number_placeholders", {"num_placeholders": 1}, "[" * 200_000),  # regex: minutes
+        ("detectable_content:number_placeholders", {"num_placeholders": 1}, "[a" * 100_000),
+        ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "\n" * 200_000),
+        ("detectable_format:number_bullet_lists", {"num_bullets": 1}, " \n" * 100_000),
+        ("detectable_format:title", {}, "<<" * 100_000),
+        ("detectable_content:postscript", {"postscript_marker": "Note:"}, " " * 200_000),
+    ],
+)
+def test_hostile_responses_are_checked_in_linear_time(inst_id, kwargs, response):
+    started = time.perf_counter()
+    get_instruction(inst_id).check(response, kwargs)
+    assert time.perf_counter() - started < 1.0
+
+
+BOMB = "a" * 5_000 + "!"
+
+
+@pytest.mark.parametrize(
+    "inst_id, kwargs, as_text",
+    [
+        # as_text: a response holding the pattern as plain text, whose verdict flips once it is matched so
+        ("keywords:existence", {"keywords": ["(a|aa)+$"]}, "x (a|aa)+$ y"),
+        ("keywords:frequency", {"keyword": "(a|a)*$", "frequency": 1, "relation": "at least"}, "x (a|a)*$ y"),
+        ("keywords:forbidden_words", {"forbidden_words": ["(a|aa)+!x"]}, "z(a|aa)+!x ."),
+        ("detectable_content:postscript", {"postscript_marker": "(a|aa)+z$"}, "x\n(a|aa)+z$ y"),
+        ("detectable_format:multiple_sections", {"section_spliter": "(a|aa)+!x", "num_sections": 2},
+         "(a|aa)+!x 1 intro (a|aa)+!x 2 body"),
+        ("keywords:existence", {"keywords": ["((((a{100}){100}){100}){100})"]}, "((((a{100}){100}){100}){100})"),
+    ],
+)
+def test_catastrophic_patterns_end_in_well_under_a_second_and_are_matched_literally(inst_id, kwargs, as_text, capsys):
+    """`(a|aa)+$` needs exponential time on 'aaa...!' with backtracking engines (re takes hours here); the
+    last one makes the `regex` engine unroll 10^8 pieces (gigabytes) if compiled."""
+    inst = get_instruction(inst_id)
+    started = time.perf_counter()
+    first = inst.check(BOMB, kwargs)
+    again = inst.check(BOMB, kwargs)  # from now on plain text: no second time budget spent
+    assert time.perf_counter() - started < 0.5
+    assert first == again
+    assert inst.check(as_text, kwargs) != first
+    assert "matched as plain text" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "inst_id, kwargs, response, expected",
+    [
+        # ordinary regex syntax keeps IFEval's meaning (the pattern, not the text)
+        ("keywords:existence", {"keywords": ["colou?r"]}, "The color red.", True),
+        ("keywords:existence", {"keywords": ["colou?r"]}, "colou?r", False),
+        ("keywords:forbidden_words", {"forbidden_words": ["cat|dog"]}, "A dog barked.", False),
+        # IFEval wraps the pattern as \bcat|dog\b: "\bcat" or "dog\b", so a category counts, a bobcat not
+        ("keywords:forbidden_words", {"forbidden_words": ["cat|dog"]}, "A category.", False),
+        ("keywords:forbidden_words", {"forbidden_words": ["cat|dog"]}, "A bobcat.", True),
+        ("keywords:frequency", {"keyword": "a.c", "frequency": 2, "relation": "at least"}, "abc and a-c", True),
+        ("detectable_content:postscript", {"postscript_marker": "N\\.B\\."}, "Done.\nn.b. later", True),
+        ("detectable_format:multiple_sections", {"section_spliter": "Sec(tion)?", "num_sections": 2},
+         "Sec 1\nintro\nSection 2\nbody", True),
+        # an invalid pattern (IFEval crashes) is plain text
+        ("keywords:existence", {"keywords": ["(sic"]}, "It is spelled (sic) here.", True),
+    ],
+)
+def test_ordinary_patterns_keep_their_regex_meaning(inst_id, kwargs, response, expected):
+    assert get_instruction(inst_id).check(response, kwargs) is expected

@@ -23,15 +23,26 @@ from mapl_cli.instructions.base import (
     pick_threshold,
     plural,
 )
+from mapl_cli.instructions.patterns import data_pattern
 from mapl_cli.instructions.text import lower
 
-_PLACEHOLDER = re.compile(r"\[.*?\]")
 _POSTSCRIPT_MARKERS = ("P.S.", "P.P.S")  # IFEval's _POSTSCRIPT_MARKER
 
 
 @functools.lru_cache(maxsize=4096)
 def count_placeholders(text: str) -> int:
-    return len(_PLACEHOLDER.findall(text))
+    r"""len(re.findall(r"\[.*?\]", text)) as in IFEval, in linear time (the regex takes quadratic time on a
+    long line of '['): on each line, a '[' and the first ']' after it, then on from there."""
+    count = 0
+    for line in text.split("\n"):
+        start = line.find("[")
+        while start >= 0:
+            end = line.find("]", start + 1)
+            if end < 0:
+                break  # no ']' after this '[' on the line, so none after any later one either
+            count += 1
+            start = line.find("[", end + 1)
+    return count
 
 
 class NumberPlaceholders(BaseInstruction):
@@ -58,19 +69,20 @@ class NumberPlaceholders(BaseInstruction):
         return None if found is None else {"num_placeholders": found[1]}
 
 
-@functools.lru_cache(maxsize=256)
-def _postscript_pattern(marker: str) -> re.Pattern[str]:
-    # IFEval's patterns, applied to the lowercased response; other markers are used as regular expressions.
-    # IFEval writes r"\s*p\.\s?s\..*$" (MULTILINE); the leading \s* and trailing .*$ match anywhere, so a
-    # search without them gives the same verdict, several times faster.
+_PPS = re.compile(r"p\.\s?p\.\s?s")
+_PS = re.compile(r"p\.\s?s\.")
+
+
+def _postscript_found(marker: str, text: str) -> bool:
+    r"""IFEval's postscript search on the lowercased response; other markers are used as regular expressions
+    (in bounded time, patterns.py). IFEval writes r"\s*p\.\s?s\..*$" (MULTILINE); the leading \s* and
+    trailing .*$ match anywhere, so a search without them gives the same verdict in linear time (the same
+    holds for a marker of plain text, searched as a substring)."""
     if marker == "P.P.S":
-        return re.compile(r"p\.\s?p\.\s?s")
+        return _PPS.search(text) is not None
     if marker == "P.S.":
-        return re.compile(r"p\.\s?s\.")
-    try:
-        return re.compile(r"\s*" + marker.lower() + r".*$", re.MULTILINE)
-    except re.error:
-        return re.compile(r"\s*" + re.escape(marker.lower()) + r".*$", re.MULTILINE)
+        return _PS.search(text) is not None
+    return data_pattern(marker.lower(), r"\s*", r".*$", re.MULTILINE, "", "").search(text) is not None
 
 
 class Postscript(BaseInstruction):
@@ -92,7 +104,7 @@ class Postscript(BaseInstruction):
         return as_str(args["postscript_marker"], self.id, "postscript_marker").strip()
 
     def _check(self, response: str, args: Kwargs) -> bool:
-        return _postscript_pattern(self._marker(args)).search(lower(response)) is not None
+        return _postscript_found(self._marker(args), lower(response))
 
     def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
         for marker in rng.sample(_POSTSCRIPT_MARKERS, len(_POSTSCRIPT_MARKERS)):

@@ -28,19 +28,60 @@ from mapl_cli.instructions.base import (
     pick_threshold,
     plural,
 )
+from mapl_cli.instructions.patterns import data_pattern
 
-_STAR_BULLET = re.compile(r"^\s*\*[^\*].*$", re.MULTILINE)
-_DASH_BULLET = re.compile(r"^\s*-.*$", re.MULTILINE)
+_SPACE_RUN = re.compile(r"\s*")
 _HIGHLIGHT = re.compile(r"\*[^\n\*]*\*")
 _DOUBLE_HIGHLIGHT = re.compile(r"\*\*[^\n\*]*\*\*")
-_TITLE = re.compile(r"<<[^\n]+>>")
 _CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
 _SECTION_SPLITTERS = ("Section", "SECTION", "Part", "PART", "Chapter", "Step")
 
 
+def _line_marks(text: str, mark: str, then_not: str | None = None) -> int:
+    r"""How many lines start (after whitespace) with `mark`, counted as IFEval's
+    len(re.findall(r"^\s*MARK[^THEN_NOT].*$", text, re.MULTILINE)) counts them, in linear time (the regex
+    rescans a run of blank lines from each of its line starts: quadratic on a long one).
+
+    At a line start the whitespace run is taken whole (a shorter one is followed by whitespace, not by the
+    mark); a match ends at the end of the line holding its last character, and the search goes on there."""
+    n, count, run_end, start = len(text), 0, -1, 0
+    while start < n:  # `start` is a line start
+        if start >= run_end:  # inside a run already measured, the run ends where it did
+            run_end = _SPACE_RUN.match(text, start).end()
+        mark_at, end = run_end, None
+        if mark_at < n and text[mark_at] == mark:
+            if then_not is None:
+                end = mark_at + 1
+            elif mark_at + 1 < n and text[mark_at + 1] != then_not:
+                end = mark_at + 2  # [^*] also takes a newline; .*$ then runs to the end of the next line
+        if end is None:
+            newline = text.find("\n", start)
+            if newline < 0:
+                break
+            start = newline + 1
+            continue
+        count += 1
+        newline = text.find("\n", end)
+        end = n if newline < 0 else newline
+        start = end if text[end - 1] == "\n" else end + 1
+    return count
+
+
 @functools.lru_cache(maxsize=4096)
 def count_bullets(text: str) -> int:
-    return len(_STAR_BULLET.findall(text)) + len(_DASH_BULLET.findall(text))
+    """IFEval's bullet count: lines starting with '* ' (not '**') plus lines starting with '-'."""
+    return _line_marks(text, "*", then_not="*") + _line_marks(text, "-")
+
+
+def titles(text: str) -> list[str]:
+    """re.findall(r"<<[^\n]+>>", text) as in IFEval, in linear time: on each line, from the first '<<' to the
+    last '>>' with at least one character between (so at most one per line)."""
+    found = []
+    for line in text.split("\n"):
+        start = line.find("<<")
+        if start >= 0 and (end := line.rfind(">>")) >= start + 3:
+            found.append(line[start : end + 2])
+    return found
 
 
 @functools.lru_cache(maxsize=4096)
@@ -53,18 +94,12 @@ def count_highlights(text: str) -> int:
 
 
 @functools.lru_cache(maxsize=4096)
-def _section_pattern(splitter: str) -> re.Pattern[str]:
-    try:
-        return re.compile(r"\s?" + splitter + r"\s?\d+\s?")
-    except re.error:
-        return re.compile(r"\s?" + re.escape(splitter) + r"\s?\d+\s?")
-
-
-@functools.lru_cache(maxsize=4096)
 def count_sections(text: str, splitter: str) -> int:
+    r"""IFEval's section count: pieces of re.split(r"\s?" + SPLITTER + r"\s?\d+\s?", text), less one; a
+    splitter with regex syntax is matched in bounded time (patterns.py)."""
     if splitter.isalnum() and splitter not in text:  # the pattern needs the literal splitter
         return 0
-    return len(_section_pattern(splitter).split(text)) - 1
+    return len(data_pattern(splitter, r"\s?", r"\s?\d+\s?").split(text)) - 1
 
 
 class NumberBulletLists(BaseInstruction):
@@ -200,7 +235,7 @@ class Title(FixedInstruction):
     )
 
     def _check(self, response: str, args: Kwargs) -> bool:
-        return any(t.lstrip("<").rstrip(">").strip() for t in _TITLE.findall(response))
+        return any(t.lstrip("<").rstrip(">").strip() for t in titles(response))
 
 
 TYPES = (

@@ -3,7 +3,8 @@ keywords:letter_frequency.
 
 As in IFEval, keywords are regular expressions matched case-insensitively (existence and frequency match
 anywhere, so "cat" is found in "category"; forbidden words match between word boundaries). A keyword that
-is not a valid regular expression (IFEval would crash) is matched literally.
+is not a valid regular expression (IFEval would crash) is matched literally; one with regex syntax runs
+with a time budget (patterns.py), so a crafted keyword cannot hang an evaluation.
 
     >>> import random
     >>> from mapl_cli.instructions import get_instruction
@@ -13,7 +14,6 @@ is not a valid regular expression (IFEval would crash) is matched literally.
 
 from __future__ import annotations
 
-import functools
 import random
 import re
 import string
@@ -30,16 +30,14 @@ from mapl_cli.instructions.base import (
     pick_threshold,
     relation_phrase,
 )
+from mapl_cli.instructions.patterns import DataPattern, data_pattern
 from mapl_cli.instructions.text import VOCABULARY, content_words, lower, lower_words
 
 
-@functools.lru_cache(maxsize=4096)
-def _pattern(source: str, boundaries: bool) -> re.Pattern[str]:
-    try:
-        return re.compile(rf"\b{source}\b" if boundaries else source, re.IGNORECASE)
-    except re.error:
-        escaped = re.escape(source)
-        return re.compile(rf"\b{escaped}\b" if boundaries else escaped, re.IGNORECASE)
+def _pattern(source: str, boundaries: bool) -> DataPattern:
+    """IFEval's pattern for a keyword, matched in bounded time (patterns.py)."""
+    edge = r"\b" if boundaries else ""
+    return data_pattern(source, edge, edge, re.IGNORECASE)
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
