@@ -10,6 +10,8 @@ standard library at top level, so `mapl --help` stays fast and never imports tor
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -19,7 +21,7 @@ from mapl_cli import __version__
 from mapl_cli.commands import build_benchmark as build_benchmark_cmd
 from mapl_cli.commands import evaluate as evaluate_cmd
 from mapl_cli.commands import synthesize, train_dpo, train_rm
-from mapl_cli.errors import MaplError
+from mapl_cli.errors import MaplError, Terminated, signal_name
 
 app = typer.Typer(
     name="mapl",
@@ -43,16 +45,51 @@ def _root(
     """MAPL: multi-level aware preference learning for prompts with several constraints at once."""
 
 
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"mapl: error: {message}\n")
+    raise typer.Exit(code)
+
+
+def os_error_line(err: OSError) -> str:
+    """'PATH: cause' for an operating-system error (disk full, permission, I/O), on one line."""
+    cause = err.strerror or str(err) or type(err).__name__
+    if err.filename is None:
+        return cause
+    if err.filename2 is not None:
+        return f"{err.filename} -> {err.filename2}: {cause}"
+    return f"{err.filename}: {cause}"
+
+
 def guarded(command: Callable) -> Callable:
-    """Wrap a command so a `MaplError` ends it with one line on stderr and its exit status, no traceback."""
+    """Wrap a command so what a user can cause ends with one `mapl: error:` line on stderr, no traceback:
+    a `MaplError` exits with its status (2: bad input or options), an `OSError` the command did not turn
+    into one (a full disk, an I/O error) with 1, and an interruption (Ctrl-C, SIGTERM) with 130. Any other
+    exception is a bug in mapl and keeps its traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:  # not the main thread (an embedding application): leave signals alone
+            previous = None
+        try:
             return command(*args, **kwargs)
         except MaplError as err:
-            sys.stderr.write(f"mapl: error: {err}\n")
-            raise typer.Exit(err.exit_code) from None
+            _fail(str(err), err.exit_code)
+        except KeyboardInterrupt as err:
+            _fail(f"interrupted ({signal_name(err)})", 130)
+        except BrokenPipeError:  # stdout closed early (`mapl ... | head`): nobody is left to read a message
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit, so the final flush is quiet
+            raise typer.Exit(1) from None
+        except OSError as err:
+            _fail(os_error_line(err), 1)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -65,12 +102,26 @@ app.command("evaluate")(guarded(evaluate_cmd.command))
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every error a user can cause ends with one `mapl: error:` line."""
+    # Typer may vendor click; its exception classes are found from one it exports.
+    click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:  # Ctrl-C while click itself was reading the command line
+        sys.stderr.write("mapl: error: interrupted (SIGINT)\n")
+        sys.exit(130)
+    except click_error as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # the help text is already printed
+            sys.exit(err.exit_code)
+        line = " ".join(err.format_message().split())
+        if getattr(err, "ctx", None) is not None:  # a usage error: say where the options are explained
+            line += f" (see '{err.ctx.command_path} --help')"
+        sys.stderr.write(f"mapl: error: {line}\n")
+        sys.exit(err.exit_code)
     except MaplError as err:  # raised outside a command body (for example while parsing)
         sys.stderr.write(f"mapl: error: {err}\n")
         sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,21 @@ the command and data that made it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import re
+import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mapl_cli import __version__
+from mapl_cli.errors import naming
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -43,12 +48,65 @@ def input_record(path: str | Path) -> dict[str, Any]:
     return {"path": str(p.resolve()), "bytes": size, "sha256": file_sha256(p)}
 
 
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(\.[A-Za-z0-9]+)?$")
+
+
+def temporary_path(path: str | Path) -> Path:
+    """A hidden name beside `path` that says which process writes it (the suffix is kept, so writers
+    that go by it, such as matplotlib's, still can): out/.summary.tmp-4242.json."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; when the block ends without error it is renamed onto `path`,
+    otherwise removed. So `path` is either the old file or the whole new one, never a partial one; an
+    OSError names `path` (the file the user asked for)."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        with naming(path):
+            yield tmp
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, legacy: tuple[str, ...] = ()) -> list[str]:
+    """Remove the temporary files (and folders) that `temporary_path` names in `folder` whose process is
+    gone (a kill -9, a power cut), and the `legacy` names older versions used; returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if (match and not _alive(int(match.group(1)))) or entry.name in legacy:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def build_manifest(
