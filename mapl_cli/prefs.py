@@ -122,6 +122,8 @@ class PrefSource:
                         raw = json.loads(line)
                     except json.JSONDecodeError as err:
                         raw = InvalidRowError(f"{self.spec}: line {line_number}: not valid JSON ({err.msg})", "bad_json")
+                    except RecursionError:
+                        raw = InvalidRowError(f"{self.spec}: line {line_number}: JSON nested too deeply", "bad_json")
                     if not isinstance(raw, (dict, InvalidRowError)):
                         raw = InvalidRowError(f"{self.spec}: line {line_number}: expected a JSON object", "bad_json")
                     yield index, raw
@@ -138,10 +140,20 @@ class PrefSource:
             raise MaplError(f"{self.spec}: not a readable Parquet file ({err})") from None
 
     def _parquet_rows(self, start: int, stop: int | None) -> Iterator[tuple[int, dict]]:
+        import pyarrow as pa
+
         parquet = self._parquet_file()
         names = parquet.schema_arrow.names
         wanted = [c for c in (self.columns.prompt, self.columns.chosen, self.columns.rejected, self.columns.id) if c in names]
         self._require_columns(names)
+        try:
+            yield from self._parquet_range(parquet, wanted, start, stop)
+        except (pa.ArrowException, OSError) as err:  # a damaged data page shows only when it is read
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise MaplError(f"{self.spec}: not a readable Parquet file ({first})") from None
+
+    @staticmethod
+    def _parquet_range(parquet, wanted: list[str], start: int, stop: int | None) -> Iterator[tuple[int, dict]]:
         index = 0
         for record_batch in parquet.iter_batches(batch_size=2048, columns=wanted):
             size = record_batch.num_rows
@@ -159,8 +171,12 @@ class PrefSource:
         if not hasattr(self, "_json_cache"):
             try:
                 data = json.loads(Path(self.spec).read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            except UnicodeDecodeError:
+                raise MaplError(f"{self.spec}: not a UTF-8 text file") from None
+            except json.JSONDecodeError as err:
                 raise MaplError(f"{self.spec}: not valid JSON ({err})") from None
+            except RecursionError:
+                raise MaplError(f"{self.spec}: not valid JSON (nested too deeply)") from None
             if isinstance(data, dict) and isinstance(data.get("data"), list):
                 data = data["data"]
             if not isinstance(data, list):
@@ -254,6 +270,11 @@ def normalise_row(spec: str, index: int, raw: dict, columns: Columns) -> PrefRow
     prompt = _prompt_messages(raw[columns.prompt], _where(spec, index, columns.prompt))
     chosen = _response_text(raw[columns.chosen], _where(spec, index, columns.chosen))
     rejected = _response_text(raw[columns.rejected], _where(spec, index, columns.rejected))
+    if chosen.strip() == rejected.strip():  # no preference to learn: every pair built from it has zero gradient
+        raise InvalidRowError(
+            f"{spec}: row {index}: columns '{columns.chosen}' and '{columns.rejected}' hold the same response",
+            "identical_responses",
+        )
     given_id = raw.get(columns.id)
     source_id = str(given_id) if given_id not in (None, "") else content_hash(prompt, chosen, rejected)
     return PrefRow(index=index, source_id=source_id, prompt=prompt, chosen=chosen, rejected=rejected)

@@ -32,18 +32,18 @@ def command(
     input: Annotated[str, typer.Argument(help="Preference rows: a .parquet, .jsonl or .json file, or hf://name[:split].", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; pairs.parquet and manifest.json are written there.", show_default=False)],
     seed: Annotated[int, typer.Option(help="Random seed; the same input, options and seed give a byte-identical file.")] = 0,
-    k_min: Annotated[int, typer.Option(help="Fewest instructions added to a prompt.")] = 2,
-    k_max: Annotated[int, typer.Option(help="Most instructions added to a prompt (k is drawn uniformly from k-min..k-max).")] = 4,
+    k_min: Annotated[int, typer.Option(min=1, help="Fewest instructions added to a prompt.")] = 2,
+    k_max: Annotated[int, typer.Option(min=1, help="Most instructions added to a prompt (k is drawn uniformly from k-min..k-max); no more than the usable instruction types that can share a prompt.")] = 4,
     conditions: Annotated[str, typer.Option(help="Intra-sample conditions to draw from, comma-separated: all_vs_notall (y meets every instruction of x_w, not all of x_l), some_vs_none (y meets some of x_w, none of x_l). Each intra pair draws one uniformly.")] = "all_vs_notall,some_vs_none",
     anchors: Annotated[str, typer.Option(help="Responses to build intra-sample pairs around, comma-separated: chosen, rejected.")] = "chosen,rejected",
-    intra_per_response: Annotated[int, typer.Option(help="Intra-sample pairs built per anchor response (0 disables intra pairs).")] = 1,
-    inter_per_pair: Annotated[int, typer.Option(help="Inter-sample pairs built per preference row (0 disables inter pairs).")] = 1,
+    intra_per_response: Annotated[int, typer.Option(min=0, help="Intra-sample pairs built per anchor response (0 disables intra pairs).")] = 1,
+    inter_per_pair: Annotated[int, typer.Option(min=0, help="Inter-sample pairs built per preference row (0 disables inter pairs).")] = 1,
     include: Annotated[list[str] | None, typer.Option(help="Use only these instruction ids (repeat or comma-separate), e.g. punctuation:no_comma.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Never use these instruction ids (repeat or comma-separate), e.g. to hold types out for evaluation.")] = None,
     no_standard: Annotated[bool, typer.Option("--no-standard", help="Do not copy the original pairs into the output as standard rows.")] = False,
     shard: Annotated[str, typer.Option(help="Process only shard I of N (0-based contiguous split of the input rows), for Slurm job arrays; the N outputs concatenated in order equal the unsharded output.")] = "0/1",
-    workers: Annotated[int, typer.Option(help="Worker processes; 0 means one per CPU core. The output does not depend on this.")] = 0,
-    limit: Annotated[int | None, typer.Option(help="Process at most this many input rows (of this shard).", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes; 0 means one per CPU core. The output does not depend on this.")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="Process at most this many input rows (of this shard).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT/pairs.parquet.")] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip and count unusable input rows instead of stopping at the first one.")] = False,
     prompt_column: Annotated[str, typer.Option(help="Input column holding the prompt (a string or a list of {role, content} messages).")] = "prompt",
@@ -77,6 +77,8 @@ def command(
         columns=Columns(prompt=prompt_column, chosen=chosen_column, rejected=rejected_column, id=id_column),
         progress=not quiet,
     )
+    # Checked in this order before the output folder is touched or the input read: each option, the
+    # instruction ids with --k-max, then the output folder.
     manifest = run(config)
     counts = manifest["counts"]
     kinds = ", ".join(f"{k} {v}" for k, v in counts["kept_by_kind"].items())

@@ -10,9 +10,11 @@ whatever the worker count. Output goes to a temporary file that is renamed into 
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import Counter, deque
@@ -21,8 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapl_cli.errors import InvalidRowError, MaplError
-from mapl_cli.manifest import build_manifest, write_json_atomic
+from mapl_cli.commands.parsing import check_k_range
+from mapl_cli.errors import Interrupted, InvalidRowError, MaplError, naming, signal_name
+from mapl_cli.manifest import atomic_path, build_manifest, remove_stale_temporaries
 from mapl_cli.prefs import Columns, PrefSource, normalise_row
 
 ROW_GROUP_ROWS = 8192  # output rows per Parquet row group: fixed, so bytes do not depend on batching
@@ -103,11 +106,16 @@ def resolve_instruction_ids(include: tuple[str, ...], exclude: tuple[str, ...]) 
     return tuple(ids)
 
 
+
 # -- worker side ---------------------------------------------------------------------------------------
 _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(opts, spec: str, columns: Columns, skip_invalid: bool) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the driver alone reports it and ends the pool
+    # (whose SIGTERM then ends a worker quietly), instead of one traceback per worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _WORKER.update(opts=opts, spec=spec, columns=columns, skip_invalid=skip_invalid)
 
 
@@ -197,19 +205,27 @@ def _progress(enabled: bool):
 
 
 def run(config: SynthConfig) -> dict[str, Any]:
-    """Synthesize MAPL pairs; returns the manifest written beside pairs.parquet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Synthesize MAPL pairs; returns the manifest written beside pairs.parquet.
 
-    from mapl_cli.pairs import PAIRS_SCHEMA
+    Everything that can be checked is checked before the output folder is touched; OUTPUT/pairs.parquet
+    and manifest.json are replaced together at the end, so a failed or interrupted run leaves an earlier
+    output as it was (and no temporary file: a killed run's are removed by the next run)."""
     from mapl_cli.synth.core import SynthOptions
 
     started = time.time()
     _check_options(config)
     instruction_ids = resolve_instruction_ids(config.include, config.exclude)
+    check_k_range(config.k_min, config.k_max, instruction_ids)
+    out_dir = Path(config.output)
+    target = out_dir / "pairs.parquet"
+    _check_output(out_dir, target, config.force)
     source = PrefSource(config.input, config.columns)
     total = source.num_rows()
+    if total == 0:
+        raise MaplError(f"{config.input}: no rows")
     start, stop = _shard_range(total, config.shard)
+    if stop == start:
+        raise MaplError(f"--shard {config.shard[0]}/{config.shard[1]}: no rows in this shard ({total} rows in all)")
     if config.limit is not None:
         stop = min(stop, start + config.limit)
     opts = SynthOptions(
@@ -217,23 +233,46 @@ def run(config: SynthConfig) -> dict[str, Any]:
         intra_per_response=config.intra_per_response, inter_per_pair=config.inter_per_pair,
         instruction_ids=instruction_ids, standard=config.standard,
     )
-
-    out_dir = Path(config.output)
-    target = out_dir / "pairs.parquet"
-    if target.exists() and not config.force:
-        raise MaplError(f"{target}: already exists (pass --force to overwrite)")
     created_dir = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".pairs.parquet.tmp"
-    stats = _Stats()
     try:
-        writer = pq.ParquetWriter(tmp, PAIRS_SCHEMA, compression="zstd")
+        with naming(out_dir):
+            out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MaplError(f"{out_dir}: cannot create the output folder ({err.strerror or err})") from None
+    remove_stale_temporaries(out_dir, legacy=(".pairs.parquet.tmp", ".manifest.json.tmp"))
+    try:
+        manifest = _write(config, source, opts, (start, stop, total), instruction_ids, target, started)
+    except KeyboardInterrupt as err:
+        kept = "an earlier pairs.parquet there is unchanged" if target.exists() else "nothing was written"
+        raise Interrupted(f"synthesize interrupted ({signal_name(err)}); {kept}") from None
+    finally:
+        if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+            shutil.rmtree(out_dir, ignore_errors=True)
+    return manifest
+
+
+def _write(config: SynthConfig, source: PrefSource, opts, span: tuple[int, int, int], instruction_ids, target: Path,
+           started: float) -> dict[str, Any]:
+    """Stream the pairs into temporary files beside `target` and rename them into place at the end."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mapl_cli.pairs import PAIRS_SCHEMA
+
+    start, stop, total = span
+    stats = _Stats()
+    with atomic_path(target) as tmp, atomic_path(target.parent / "manifest.json") as manifest_tmp:
+        try:
+            writer = pq.ParquetWriter(tmp, PAIRS_SCHEMA, compression="zstd")
+        except OSError as err:
+            raise MaplError(f"{target.parent}: cannot write there ({err.strerror or err})") from None
         buffer: list[dict] = []
         with writer, _progress(config.progress) as bar:
             task = bar.add_task("synthesize", total=stop - start, rate="-")
             batches = source.batches(config.batch_rows, start, stop)
             init = (opts, source.spec, config.columns, config.skip_invalid)
-            for rows, invalid, dropped, read in _results(batches, _workers(config.workers, stop - start, config.batch_rows), init):
+            workers = _workers(config.workers, stop - start, config.batch_rows)
+            for rows, invalid, dropped, read in _results(batches, workers, init):
                 stats.add(rows, invalid, dropped, read)
                 buffer.extend(rows)
                 while len(buffer) >= ROW_GROUP_ROWS:
@@ -245,46 +284,85 @@ def run(config: SynthConfig) -> dict[str, Any]:
                 writer.write_table(pa.Table.from_pylist(buffer, schema=PAIRS_SCHEMA))
         if stats.read - sum(stats.invalid.values()) == 0:
             raise MaplError(f"{config.input}: no usable preference rows")
+        _check_kinds(config, stats)
         counts = stats.as_dict()
         counts.update(input_rows_total=total, shard_rows=[start, stop])
         manifest = build_manifest(
             "synthesize", _options_record(config, instruction_ids), [config.input], counts, started,
             seed=config.seed, outputs={"pairs": "pairs.parquet", "schema_version": PAIRS_SCHEMA.metadata[b"mapl.schema_version"].decode()},
         )
-        os.replace(tmp, target)
-        write_json_atomic(out_dir / "manifest.json", manifest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        if created_dir and not any(out_dir.iterdir()):
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+        manifest_tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return manifest
 
 
+def _check_output(out_dir: Path, target: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MaplError(f"{out_dir}: exists and is not a folder (--output takes a folder)")
+    if target.is_dir():
+        raise MaplError(f"{target}: is a folder, expected the pairs file")
+    if target.exists() and not force:
+        raise MaplError(f"{target}: already exists (pass --force to overwrite)")
+    parent = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise MaplError(f"{out_dir}: cannot be created ({parent} is a file)")
+
+
+def _check_kinds(config: SynthConfig, stats: _Stats) -> None:
+    """No run that was asked for MAPL pairs ends with none: fail (nothing is written) when every intra and
+    inter candidate was dropped; warn when one asked-for kind got none."""
+    asked = {"intra": bool(config.intra_per_response and config.anchors), "inter": bool(config.inter_per_pair)}
+    got = {kind: stats.kept_kind.get(kind, 0) for kind in asked}
+    reasons = ", ".join(f"{reason} {n}" for reason, n in stats.dropped.most_common(3))
+    if any(asked.values()) and not any(got.values()):
+        raise MaplError(
+            f"no intra or inter pair could be built from {stats.read - sum(stats.invalid.values())} rows "
+            f"(dropped: {reasons or 'none'}); widen --include, lower --k-min, or check the responses"
+        )
+    for kind, wanted in asked.items():
+        if wanted and not got[kind]:
+            sys.stderr.write(f"warning: no {kind} pair could be built (dropped: {reasons}); the output has none\n")
+
+
 def _workers(asked: int, rows: int, batch_rows: int) -> int:
-    """Worker processes to use: `asked`, or with 0 one per CPU core (at most 8) when the input spans more
-    than two batches; the output is the same either way."""
+    """Worker processes to use: `asked` (no more than there are batches), or with 0 one per CPU core (at
+    most 8) when the input spans more than two batches; the output is the same either way."""
     if asked:
-        return asked
+        return min(asked, max(1, -(-rows // batch_rows)))
     if rows <= 2 * batch_rows:
         return 1
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def _check_options(config: SynthConfig) -> None:
+    """Every option on its own, before any file is read or written (the CLI calls this first)."""
     if config.k_min < 1 or config.k_max < config.k_min:
         raise MaplError(f"--k-min/--k-max: need 1 <= k-min <= k-max, got {config.k_min} and {config.k_max}")
     index, count = config.shard
     if count < 1 or not 0 <= index < count:
         raise MaplError(f"--shard: expected I/N with 0 <= I < N, got {index}/{count}")
     if config.workers < 0:
-        raise MaplError("--workers must be 0 (one per CPU core) or more")
+        raise MaplError(f"--workers must be 0 (one per CPU core) or more, got {config.workers}")
     if config.limit is not None and config.limit < 1:
-        raise MaplError("--limit must be at least 1")
-    if config.intra_per_response < 0 or config.inter_per_pair < 0:
-        raise MaplError("--intra-per-response and --inter-per-pair must be 0 or more")
+        raise MaplError(f"--limit must be at least 1, got {config.limit}")
+    if config.intra_per_response < 0:
+        raise MaplError(f"--intra-per-response must be 0 or more, got {config.intra_per_response}")
+    if config.inter_per_pair < 0:
+        raise MaplError(f"--inter-per-pair must be 0 or more, got {config.inter_per_pair}")
     if not config.conditions and config.intra_per_response and config.anchors:
         raise MaplError("--conditions: give at least one condition")
+    intra = config.intra_per_response > 0 and bool(config.anchors)
+    if not (config.standard or intra or config.inter_per_pair):
+        raise MaplError("nothing to write: --no-standard with no intra pairs (--intra-per-response 0 or no "
+                        "--anchors) and no inter pairs (--inter-per-pair 0)")
+    columns = config.columns
+    named = [("--prompt-column", columns.prompt), ("--chosen-column", columns.chosen), ("--rejected-column", columns.rejected)]
+    for flag, name in named:
+        if not name.strip():
+            raise MaplError(f"{flag}: give a column name")
+    for i, (flag, name) in enumerate(named):
+        for other_flag, other in named[i + 1 :]:
+            if name == other:
+                raise MaplError(f"{flag} and {other_flag} name the same column {name!r}")
 
 
 def _options_record(config: SynthConfig, instruction_ids: tuple[str, ...]) -> dict[str, Any]:
