@@ -77,13 +77,19 @@ def test_a_row_does_not_change_when_other_prompts_are_removed():
     [
         (["--k-min", "4", "--k-max", "3"], "k-min"),
         (["--include", "punctuation:no_coma"], "did you mean 'punctuation:no_comma'"),
-        (["--include", "punctuation:no_comma", "--k-min", "2"], "cannot find 2 conflict-free"),
+        # checked before any prompt is read: one type cannot fill a prompt of 2
+        (["--include", "punctuation:no_comma", "--k-min", "2", "--k-max", "2"], "--k-max 2: at most 1 of the 1 usable"),
+        # IFEval's conflict table lets at most 15 of its 25 types share a prompt
+        (["--k-max", "16"], "--k-max 16: at most 15 of the 25 usable"),
+        (["--include", "detectable_format:json_format,punctuation:no_comma", "--k-max", "2"], "at most 1 of the 2"),
+        (["--limit", "0"], "--limit"),
     ],
 )
 def test_build_bad_options_fail_with_one_line(tmp_path, args, message):
     result = runner.invoke(app, ["build-benchmark", str(PROMPTS), "--output", str(tmp_path / "x.jsonl"), *args])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def _write(tmp_path: Path, rows: list[dict]) -> Path:

@@ -13,28 +13,35 @@ from typing import Annotated
 
 import typer
 
-from mapl_cli.commands.parsing import parse_ids
+from mapl_cli.commands.parsing import check_k_range, parse_ids
 
 
 def command(
     prompts: Annotated[Path, typer.Argument(help='Base prompts: a jsonl file of {"key": int, "prompt": str} rows (key defaults to the row number).', show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The benchmark jsonl file to write (IFEval format: key, prompt, instruction_id_list, kwargs).", show_default=False)],
-    k_min: Annotated[int, typer.Option(help="Fewest instructions per prompt.")] = 1,
-    k_max: Annotated[int, typer.Option(help="Most instructions per prompt (k is drawn uniformly from k-min..k-max).")] = 6,
+    k_min: Annotated[int, typer.Option(min=1, help="Fewest instructions per prompt.")] = 1,
+    k_max: Annotated[int, typer.Option(min=1, help="Most instructions per prompt (k is drawn uniformly from k-min..k-max); no more than the instruction types that can share a prompt.")] = 6,
     include: Annotated[list[str] | None, typer.Option(help="Draw only from these instruction ids (repeat or comma-separate); default: IFEval's 25.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Never use these instruction ids (repeat or comma-separate).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; each prompt's draw depends only on (seed, key).")] = 0,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N base prompts.", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N base prompts.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
 ) -> None:
     """Write an IFEval-format multi-instruction benchmark (1 to 6 instructions per prompt by default)."""
-    from mapl_cli.errors import MaplError
-    from mapl_cli.evaluation.benchmark import build_rows, read_base_prompts, write_benchmark
+    from mapl_cli.evaluation.benchmark import (
+        build_rows,
+        check_benchmark_output,
+        instruction_pool,
+        read_base_prompts,
+        write_benchmark,
+    )
 
-    if output.exists() and not force:
-        raise MaplError(f"{output}: exists; pass --force to overwrite it")
+    # Options, then the output path, then the prompts; the output is written whole or not at all.
+    include_ids, exclude_ids = parse_ids(include), parse_ids(exclude)
+    check_k_range(k_min, k_max, instruction_pool(include_ids, exclude_ids))
+    check_benchmark_output(output, force)
     base = read_base_prompts(prompts)[: limit if limit else None]
-    rows = build_rows(base, k_min=k_min, k_max=k_max, include=parse_ids(include), exclude=parse_ids(exclude), seed=seed)
+    rows = build_rows(base, k_min=k_min, k_max=k_max, include=include_ids, exclude=exclude_ids, seed=seed)
     write_benchmark(rows, output)
     counts: dict[int, int] = {}
     for row in rows:

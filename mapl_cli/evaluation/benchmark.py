@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,17 +159,34 @@ def parse_row(raw: Any, index: int, source: str) -> BenchmarkRow:
     return BenchmarkRow(key=key, prompt=prompt, instruction_id_list=list(ids), kwargs=cleaned)
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise MaplError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
-    return rows
+def json_line(text: str, where: str) -> Any:
+    """One JSON value from a line of a jsonl file; MaplError naming `where` ("FILE: line N") if it is not."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MaplError(f"{where} is not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise MaplError(f"{where} is not valid JSON (nested too deeply)") from None
+
+
+def jsonl_lines(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of a UTF-8 text file; one MaplError line for a folder, a
+    missing file or bytes that are not UTF-8."""
+    if path.is_dir():
+        raise MaplError(f"{path}: is a folder, expected a jsonl {what}")
+    if not path.is_file():
+        raise MaplError(f"{path}: no such {what}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield lineno, line
+    except UnicodeDecodeError:
+        raise MaplError(f"{path}: not a UTF-8 text file") from None
+
+
+def _read_jsonl(path: Path, what: str = "file") -> list[tuple[int, Any]]:
+    return [(lineno, json_line(line, f"{path}: line {lineno}")) for lineno, line in jsonl_lines(path, what)]
 
 
 def _read_hub(spec: str) -> list[tuple[int, Any]]:
@@ -193,10 +210,7 @@ def read_benchmark(source: str | Path, limit: int | None = None) -> list[Benchma
     if text.startswith("hf://"):
         raw_rows = _read_hub(text)
     else:
-        path = Path(text)
-        if not path.is_file():
-            raise MaplError(f"{path}: no such benchmark file")
-        raw_rows = _read_jsonl(path)
+        raw_rows = _read_jsonl(Path(text), "benchmark file")
     if not raw_rows:
         raise MaplError(f"{text}: the benchmark has no rows")
     rows, seen = [], set()
@@ -316,8 +330,6 @@ def build_rows(
 def read_base_prompts(path: str | Path) -> list[tuple[int, str]]:
     """(key, prompt) pairs from a jsonl file of {"key", "prompt"} rows (key defaults to the row number)."""
     path = Path(path)
-    if not path.is_file():
-        raise MaplError(f"{path}: no such file")
     out, seen = [], set()
     for index, (lineno, raw) in enumerate(_read_jsonl(path)):
         prompt = raw.get("prompt") if isinstance(raw, dict) else None
@@ -333,9 +345,26 @@ def read_base_prompts(path: str | Path) -> list[tuple[int, str]]:
     return out
 
 
+def check_benchmark_output(path: Path, force: bool) -> None:
+    """Where build-benchmark will write: refused before anything is read when it cannot be used."""
+    if path.is_dir():
+        raise MaplError(f"{path}: is a folder; --output takes the benchmark file to write")
+    if path.exists() and not force:
+        raise MaplError(f"{path}: exists; pass --force to overwrite it")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise MaplError(f"{path}: cannot be created ({parent} is a file)")
+
+
 def write_benchmark(rows: Sequence[BenchmarkRow], path: str | Path) -> None:
+    """Write the rows as jsonl, atomically: `path` is the old file or the whole new one, never a part."""
+    from mapl_cli.manifest import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MaplError(f"{path.parent}: cannot create the folder ({err.strerror or err})") from None
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
