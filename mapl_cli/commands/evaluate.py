@@ -12,6 +12,7 @@ prints the comparison table on stdout (with several models: each one's differenc
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,8 +62,22 @@ def parse_template_kwargs(text: str | None) -> dict[str, Any] | None:
         value = json.loads(text)
     except json.JSONDecodeError as err:
         raise MaplError(f"--chat-template-kwargs: not valid JSON ({err.msg}): {text!r}") from None
+    except RecursionError:
+        raise MaplError("--chat-template-kwargs: not valid JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise MaplError(f"--chat-template-kwargs: must be a JSON object such as '{{\"enable_thinking\": false}}', got {text!r}")
+    return value
+
+
+def _at_least_zero(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"must be a finite number >= 0 (0 is greedy decoding), got {value}")
+    return value
+
+
+def _probability(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and 0 < value <= 1):
+        raise typer.BadParameter(f"must be in (0, 1], got {value}")
     return value
 
 
@@ -75,25 +90,25 @@ def command(
     pairs: Annotated[str | None, typer.Option(help="pairs.parquet (or its folder) for --reward-model.", show_default=False)] = None,
     backend: Annotated[Backend, typer.Option(help="Generation backend: auto takes vllm when it imports and a GPU is present, else hf (transformers).")] = Backend.auto,
     preset: Annotated[Preset, typer.Option(help="Generation defaults: mapl (256 new tokens, greedy) or lm-eval (lm-evaluation-harness's IFEval task: 1,280 new tokens, greedy). Explicit --max-new-tokens, --temperature and --top-p override it.")] = Preset.mapl,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Most tokens generated per response [default: 256, or the preset's].", show_default=False)] = None,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature; 0 is greedy decoding [default: 0, or the preset's].", show_default=False)] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass, used when temperature > 0 [default: 1, or the preset's].", show_default=False)] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Most tokens generated per response [default: 256, or the preset's].", show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option(callback=_at_least_zero, help="Sampling temperature; 0 is greedy decoding [default: 0, or the preset's].", show_default=False)] = None,
+    top_p: Annotated[float | None, typer.Option(callback=_probability, help="Nucleus sampling mass, used when temperature > 0 [default: 1, or the preset's].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed, also the seed of the bootstrap resampling.")] = 0,
     system_prompt: Annotated[str | None, typer.Option(help="A system message put before every benchmark prompt (default: none, as in IFEval).", show_default=False)] = None,
     chat_template_kwargs: Annotated[str | None, typer.Option(help='Extra chat-template variables as a JSON object, for example \'{"enable_thinking": false}\'.', show_default=False)] = None,
     strip_thinking: Annotated[bool, typer.Option("--strip-thinking/--no-strip-thinking", help="Score only the text after a reasoning trace (<think>...</think>); responses without one are unchanged. The trace is kept in results.parquet.")] = True,
-    bootstrap: Annotated[int, typer.Option(help="Resamples for the paired bootstrap intervals of each model's difference from the first; 0 turns the comparison off.")] = 10_000,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Resamples for the paired bootstrap intervals of each model's difference from the first; 0 turns the comparison off.")] = 10_000,
     train_manifest: Annotated[list[str] | None, typer.Option("--train-manifest", help="manifest.json of the synthesize or training run behind the models: the report splits accuracy into instruction types seen and not seen in training. Repeatable; default: the manifests of --model folders that are mapl training runs.", show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option(help="Prompts per generate call (hf backend) and pairs per forward pass (reward models).")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per generate call (hf backend) and pairs per forward pass (reward models).")] = 16,
     dtype: Annotated[Dtype, typer.Option(help="Weights dtype: auto is bfloat16 on a GPU that supports it, else float32.")] = Dtype.auto,
     device: Annotated[str | None, typer.Option(help="torch device for the hf backend and reward models (default: cuda when present, else cpu).", show_default=False)] = None,
-    tensor_parallel_size: Annotated[int, typer.Option(help="GPUs per model for the vllm backend.")] = 1,
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs per model for the vllm backend.")] = 1,
     lora_mode: Annotated[LoraMode, typer.Option(help="vllm backend and LoRA adapters: serve through vLLM's LoRA support, or merge into the base weights first.")] = LoraMode.serve,
-    max_length: Annotated[int, typer.Option(help="Reward models: longest prompt+response in tokens (responses are cut at the end; use the training --max-length).")] = 1024,
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N benchmark prompts.", show_default=False)] = None,
+    max_length: Annotated[int, typer.Option(min=1, help="Reward models: longest prompt+response in tokens (responses are cut at the end; use the training --max-length).")] = 1024,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N benchmark prompts.", show_default=False)] = None,
     shard: Annotated[str, typer.Option(help="Evaluate only the I-th of N contiguous slices of the benchmark (after --limit), for Slurm job arrays; combine the shards' output folders with --merge.")] = "0/1",
     merge: Annotated[list[str] | None, typer.Option(help="Combine the output folders of earlier runs (for example the shards of one evaluation) into one report in OUTPUT; nothing is generated. Repeatable.", show_default=False)] = None,
-    chunk_size: Annotated[int, typer.Option(help="Prompts generated between writes to results.jsonl (a crash loses at most one chunk).")] = 64,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Prompts generated between writes to results.jsonl (a crash loses at most one chunk).")] = 64,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a run in OUTPUT: skip (model, prompt) pairs already answered.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Discard earlier results in OUTPUT and start over.")] = False,
 ) -> None:
@@ -109,8 +124,8 @@ def command(
         seed=seed,
         chat_template_kwargs=parse_template_kwargs(chat_template_kwargs),
     )
-    if bootstrap < 0:
-        raise MaplError(f"--bootstrap must be 0 (off) or a number of resamples, got {bootstrap}")
+    if resume and force:
+        raise MaplError("--resume and --force: choose one (continue the run in --output, or start it over)")
 
     config = EvaluateConfig(
         output=output,

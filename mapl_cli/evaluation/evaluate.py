@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapl_cli.errors import MaplError
+from mapl_cli.errors import Interrupted, MaplError, naming, signal_name
 from mapl_cli.evaluation.backends.base import GenerationBackend, SamplingConfig
 from mapl_cli.evaluation.benchmark import BenchmarkRow, parse_row, read_benchmark
 from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
@@ -88,56 +88,123 @@ def _console():
 # ---- the output folder --------------------------------------------------------------------------------------
 
 
-def _prepare_output(config: EvaluateConfig, settings: dict[str, Any]) -> dict[tuple[str, int], dict]:
-    """Create the output folder; return the records already there when resuming."""
+def check_output(config: EvaluateConfig) -> None:
+    """Refuse an unusable --output before anything is read, loaded or generated."""
     out = config.output
-    out.mkdir(parents=True, exist_ok=True)
-    existing = out / RESULTS_JSONL
-    if existing.exists() and not (config.resume or config.force):
+    if out.exists() and not out.is_dir():
+        raise MaplError(f"{out}: exists and is not a folder (--output takes a folder)")
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise MaplError(f"{out}: cannot be created ({parent} is a file)")
+    if config.resume and config.force:
+        raise MaplError("--resume and --force: choose one (continue the run in --output, or start it over)")
+    if config.merge:
+        if (out / RESULTS_JSONL).exists() and not config.force:
+            raise MaplError(f"{out}: holds results already; pass --force to overwrite them")
+    elif (out / RESULTS_JSONL).exists() and not (config.resume or config.force):
         raise MaplError(f"{out}: holds results from an earlier run; pass --resume to continue it or --force to start over")
-    if config.force and not config.resume:
-        for name in OUTPUT_FILES:
-            (out / name).unlink(missing_ok=True)
+
+
+def _make_folder(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MaplError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise MaplError(f"{path}: not a settings file written by mapl evaluate; start over with --force") from None
+    if not isinstance(found, dict):
+        raise MaplError(f"{path}: not a settings file written by mapl evaluate; start over with --force")
+    return found
+
+
+def _prepare_output(config: EvaluateConfig, settings: dict[str, Any]) -> tuple[dict[tuple[str, int], dict], Path]:
+    """Create the output folder; return the records already there when resuming, and the folder to write
+    into: the output folder itself, or with --force a hidden staging folder inside it whose files replace
+    the earlier ones only when the new run has finished (`_promote`), so a failed --force run loses
+    nothing. Temporary files and staging folders of killed runs are removed first."""
+    from mapl_cli.manifest import remove_stale_temporaries, temporary_path, write_json_atomic
+
+    out = config.output
+    _make_folder(out)
+    remove_stale_temporaries(out)
     done: dict[tuple[str, int], dict] = {}
-    settings_path = out / SETTINGS_JSON
+    work = out
+    if config.force and not config.resume:
+        work = temporary_path(out / "staging")
+        work.mkdir()
+    settings_path = work / SETTINGS_JSON
     if config.resume and settings_path.exists():
-        before = json.loads(settings_path.read_text())
+        before = _read_settings(settings_path)
         if before != settings:
             changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
             raise MaplError(f"{out}: --resume with different settings ({', '.join(changed)}); use a new --output or --force")
-    if config.resume and existing.exists():
-        for record in _read_records(existing):
+    if config.resume and (work / RESULTS_JSONL).exists():
+        for record in _read_records(work / RESULTS_JSONL):
             done[(record["model"], record["key"])] = record
-    settings_path.write_text(json.dumps(settings, indent=2) + "\n")
-    return done
+    write_json_atomic(settings_path, settings)
+    return done, work
+
+
+def _promote(work: Path, out: Path) -> None:
+    """Move a finished --force run's files from its staging folder over the earlier run's (manifest.json
+    last), remove earlier files the new run did not write, and the staging folder."""
+    import shutil
+
+    names = sorted(OUTPUT_FILES, key=lambda name: name == "manifest.json")
+    for name in names:
+        if (work / name).exists():
+            os.replace(work / name, out / name)
+        else:
+            (out / name).unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _read_records(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                # A crash can cut the last line short; everything before it is intact.
-                continue
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    # A crash can cut the last line short; everything before it is intact.
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get("model"), str) or "key" not in record:
+                    raise MaplError(f"{path}: line {lineno} is not a result written by mapl evaluate; start over with --force")
+                yield record
+    except UnicodeDecodeError:
+        raise MaplError(f"{path}: not a UTF-8 text file; start over with --force") from None
 
 
 class _ResultWriter:
     """Appends records to results.jsonl and forces them to disk after every chunk."""
 
     def __init__(self, path: Path):
-        self.handle = open(path, "a", encoding="utf-8")
+        self.path = path
+        with naming(path):
+            self.handle = open(path, "a", encoding="utf-8")
+        self.written = 0
 
     def write(self, records: Sequence[dict]) -> None:
-        for record in records:
-            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
+        with naming(self.path):
+            for record in records:
+                self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        self.written += len(records)
 
     def close(self) -> None:
-        self.handle.close()
+        try:
+            with naming(self.path):
+                self.handle.close()
+        except OSError:
+            pass  # a failed final flush only repeats the write error already being reported
 
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -198,12 +265,28 @@ def _labels(names: Sequence[str]) -> list[str]:
     return _unique([display_name(name) for name in names])
 
 
+def check_folders(name: str, checkpoint) -> None:
+    """check_model_folder for every local folder `name` stands for: a LoRA adapter and its base, or the
+    model folder (for a mapl run folder, its model/); built-in names are checked in their cache folder.
+    Hub ids are not local folders and are left to the loader's error."""
+    from mapl_cli.modelcheck import check_model_folder
+    from mapl_cli.models import resolve_model
+
+    if checkpoint.adapter:
+        check_model_folder(checkpoint.adapter, "LoRA adapter")
+    base = resolve_model(checkpoint.base)
+    if isinstance(base, Path) or Path(base).is_dir():
+        check_model_folder(base, "base model" if checkpoint.adapter else "model")
+
+
 def preflight_model(name: str) -> None:
-    """Fail before any generation if `name` cannot be found or its config cannot be read."""
+    """Fail before any generation if `name` cannot be found, its files are damaged or its config cannot be
+    read."""
     from mapl_cli.evaluation.checkpoints import resolve_checkpoint
 
-    checkpoint = resolve_checkpoint(name)
     try:
+        checkpoint = resolve_checkpoint(name)
+        check_folders(name, checkpoint)
         from transformers import AutoConfig
 
         from mapl_cli.models import resolve_model
@@ -278,35 +361,29 @@ def read_responses(path: str, rows: Sequence[BenchmarkRow] | None) -> list[tuple
     line must carry its own instruction_id_list and kwargs. Two lines for the same benchmark row are an
     error (which one would be scored?).
     """
+    from mapl_cli.evaluation.benchmark import json_line, jsonl_lines
+
     file = Path(path)
-    if not file.is_file():
-        raise MaplError(f"{file}: no such responses file")
     by_key = {row.key: row for row in rows or []}
     by_prompt = {row.prompt: row for row in rows or []}
     out = []
     seen: dict[Any, int] = {}
-    with open(file, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise MaplError(f"{file}: line {lineno} is not valid JSON ({err.msg})") from None
-            if not isinstance(raw, dict) or not isinstance(raw.get("response"), str):
-                raise MaplError(f"{file}: line {lineno}: needs a string 'response'")
-            if rows is None:
-                row = parse_row(raw, lineno, str(file))
-            elif isinstance(raw.get("key"), (int, str)) and not isinstance(raw["key"], bool) and raw["key"] in by_key:
-                row = by_key[raw["key"]]
-            elif raw.get("prompt") in by_prompt:
-                row = by_prompt[raw["prompt"]]
-            else:
-                raise MaplError(f"{file}: line {lineno}: its prompt (and key) match no benchmark row")
-            if row.key in seen:
-                raise MaplError(f"{file}: line {lineno}: a second response for benchmark key {row.key!r} (first on line {seen[row.key]})")
-            seen[row.key] = lineno
-            out.append((row, raw["response"]))
+    for lineno, line in jsonl_lines(file, "responses file"):
+        raw = json_line(line, f"{file}: line {lineno}")
+        if not isinstance(raw, dict) or not isinstance(raw.get("response"), str):
+            raise MaplError(f"{file}: line {lineno}: needs a string 'response'")
+        if rows is None:
+            row = parse_row(raw, lineno, str(file))
+        elif isinstance(raw.get("key"), (int, str)) and not isinstance(raw["key"], bool) and raw["key"] in by_key:
+            row = by_key[raw["key"]]
+        elif isinstance(raw.get("prompt"), str) and raw["prompt"] in by_prompt:
+            row = by_prompt[raw["prompt"]]
+        else:
+            raise MaplError(f"{file}: line {lineno}: its prompt (and key) match no benchmark row")
+        if row.key in seen:
+            raise MaplError(f"{file}: line {lineno}: a second response for benchmark key {row.key!r} (first on line {seen[row.key]})")
+        seen[row.key] = lineno
+        out.append((row, raw["response"]))
     if not out:
         raise MaplError(f"{file}: no responses")
     return out
@@ -331,29 +408,37 @@ def _settings(config: EvaluateConfig, rows: Sequence[BenchmarkRow] | None) -> di
 
 def _write_outputs(
     config: EvaluateConfig, records: list[dict], labels: Sequence[str], sources: dict[str, str], extra: dict,
-    seen: tuple[set[str], str] | None = None,
+    seen: tuple[set[str], str] | None = None, out: Path | None = None, n_benchmark: int | None = None,
 ) -> dict:
+    """results.parquet, summary.json, report.md and the charts in `out` (default: the output folder), each
+    written whole or not at all. With `n_benchmark` (the prompts evaluated), each model's summary says how
+    many of them it answered (`coverage`): a responses file may cover only some."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mapl_cli.evaluation import report
     from mapl_cli.evaluation.scoring import Verdicts, seen_unseen
     from mapl_cli.evaluation.stats import compare_all
-    from mapl_cli.manifest import write_json_atomic
+    from mapl_cli.manifest import atomic_path, write_json_atomic
 
-    out = config.output
+    out = config.output if out is None else out
     summary: dict[str, Any] = {
         "metrics": list(METRICS), "models": {}, "sampling": asdict(config.sampling),
         "system_prompt": config.system_prompt, "strip_thinking": config.strip_thinking, **extra,
     }
     if records:
         table = pa.Table.from_pylist(records)
-        pq.write_table(table, out / "results.parquet")
+        with atomic_path(out / "results.parquet") as tmp:
+            pq.write_table(table, tmp)
     by_model = {label: [r for r in records if r["model"] == label] for label in labels}
     by_model = {label: mine for label, mine in by_model.items() if mine}
     for label, mine in by_model.items():
         items = [(r["instruction_id_list"], Verdicts(r["strict"], r["loose"])) for r in mine]
         summary["models"][label] = {"source": sources[label], **summarize(items)}
+        if n_benchmark:
+            summary["models"][label]["coverage"] = {
+                "answered": len(mine), "benchmark_prompts": n_benchmark, "fraction": len(mine) / n_benchmark,
+            }
         if seen is not None:
             summary["models"][label]["seen_unseen"] = seen_unseen(items, seen[0])
     if seen is not None:
@@ -391,39 +476,54 @@ def shard_rows(rows: list[BenchmarkRow], shard: tuple[int, int]) -> list[Benchma
 
 def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str, Any]:
     """Combine the results.jsonl of several output folders (the shards of one evaluation) into one report."""
-    from mapl_cli.manifest import build_manifest, write_json_atomic
+    from mapl_cli.manifest import build_manifest, remove_stale_temporaries, temporary_path, write_json_atomic
 
     if config.models or config.responses or config.reward_models:
         raise MaplError("--merge combines finished runs; it cannot be mixed with --model, --responses or --reward-model")
+    check_output(config)
     records: dict[tuple[str, int], dict] = {}
     settings = []
+    n_prompts: list[int | None] = []
     for folder in config.merge:
         path = Path(folder) / RESULTS_JSONL
         if not path.is_file():
             raise MaplError(f"{folder}: no {RESULTS_JSONL}; not an output folder of mapl evaluate")
         if (Path(folder) / SETTINGS_JSON).exists():
-            found = json.loads((Path(folder) / SETTINGS_JSON).read_text())
+            found = _read_settings(Path(folder) / SETTINGS_JSON)
             settings.append({k: v for k, v in found.items() if k not in ("shard", "n_prompts")})
+            n_prompts.append(found.get("n_prompts"))
         for record in _read_records(path):
             records.setdefault((record["model"], record["key"]), record)
     if any(s != settings[0] for s in settings):
         raise MaplError("--merge: the folders were evaluated with different benchmarks or settings")
     if not records:
         raise MaplError("--merge: the folders hold no results")
-    config.output.mkdir(parents=True, exist_ok=True)
-    if (config.output / RESULTS_JSONL).exists() and not config.force:
-        raise MaplError(f"{config.output}: holds results already; pass --force to overwrite them")
     labels = list(dict.fromkeys(r["model"] for r in records.values()))
     ordered = sorted(records.values(), key=lambda r: (labels.index(r["model"]), r["key"]))
-    (config.output / RESULTS_JSONL).unlink(missing_ok=True)
-    writer = _ResultWriter(config.output / RESULTS_JSONL)
-    writer.write(ordered)
-    writer.close()
     sources = {r["model"]: r["model_source"] for r in ordered}
-    summary = _write_outputs(config, ordered, labels, sources, {"merged_from": list(config.merge)}, _seen_ids(config))
-    counts = {label: sum(1 for r in ordered if r["model"] == label) for label in labels}
-    write_json_atomic(config.output / "manifest.json", build_manifest(
-        "evaluate", {"merge": list(config.merge)}, list(config.merge), counts, started, outputs={"dir": str(config.output)}))
+    seen = _seen_ids(config)
+    known = len(n_prompts) == len(config.merge) and all(isinstance(n, int) for n in n_prompts)
+    _make_folder(config.output)
+    remove_stale_temporaries(config.output)
+    work = temporary_path(config.output / "staging")  # the earlier files stay until the merge is complete
+    work.mkdir()
+    try:
+        writer = _ResultWriter(work / RESULTS_JSONL)
+        try:
+            writer.write(ordered)
+        finally:
+            writer.close()
+        summary = _write_outputs(config, ordered, labels, sources, {"merged_from": list(config.merge)}, seen,
+                                 out=work, n_benchmark=sum(n_prompts) if known else None)
+        counts = {label: sum(1 for r in ordered if r["model"] == label) for label in labels}
+        write_json_atomic(work / "manifest.json", build_manifest(
+            "evaluate", {"merge": list(config.merge)}, list(config.merge), counts, started, outputs={"dir": str(config.output)}))
+        _promote(work, config.output)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     from mapl_cli.evaluation.report import comparison_table
 
     sys.stdout.write(comparison_table(summary) + "\n")
@@ -431,43 +531,110 @@ def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str
     return summary
 
 
-def run(config: EvaluateConfig) -> dict[str, Any]:
-    """Run the evaluation described by `config`; returns the summary dict (also written to summary.json)."""
-    from mapl_cli.manifest import build_manifest, write_json_atomic
-
-    started = time.time()
-    console = _console()
-    if config.merge:
-        return merge_runs(config, started, console)
+def _check_config(config: EvaluateConfig) -> None:
+    """The options on their own (the CLI has checked their ranges already; library callers get the same)."""
     if not (config.models or config.responses or config.reward_models):
         raise MaplError("nothing to evaluate: give --model, --responses, --reward-model or --merge")
     if config.reward_models and not config.pairs:
         raise MaplError("--reward-model needs --pairs (a pairs.parquet file or folder)")
     if config.models and not config.benchmark:
         raise MaplError("--model needs --benchmark (an IFEval-format jsonl file or hf://google/IFEval)")
-    if config.chunk_size < 1:
-        raise MaplError("chunk size must be at least 1")
+    positive = {"--chunk-size": config.chunk_size, "--batch-size": config.batch_size,
+                "--tensor-parallel-size": config.tensor_parallel_size, "--max-length": config.max_length,
+                "--max-new-tokens": config.sampling.max_new_tokens}
+    for flag, value in positive.items():
+        if value < 1:
+            raise MaplError(f"{flag} must be at least 1, got {value}")
+    if config.limit is not None and config.limit < 1:
+        raise MaplError(f"--limit must be at least 1, got {config.limit}")
+    if config.bootstrap < 0:
+        raise MaplError(f"--bootstrap must be 0 (off) or a number of resamples, got {config.bootstrap}")
+    index, count = config.shard
+    if count < 1 or not 0 <= index < count:
+        raise MaplError(f"--shard: need 0 <= I < N, got {index}/{count}")
+
+
+def run(config: EvaluateConfig) -> dict[str, Any]:
+    """Run the evaluation described by `config`; returns the summary dict (also written to summary.json).
+
+    Everything is checked before the output folder is touched: the options, the output folder, the
+    benchmark, every model folder (files and headers), every reward model (that it is one), the responses
+    files and training manifests. Results are journalled to results.jsonl chunk by chunk (`--resume`); with
+    --force the new run is written beside the earlier one and replaces it only when it has finished."""
+    started = time.time()
+    console = _console()
+    if config.merge:
+        return merge_runs(config, started, console)
+    _check_config(config)
+    check_output(config)
     rows = read_benchmark(config.benchmark, config.limit) if config.benchmark else None
     rows = shard_rows(rows, config.shard) if rows is not None else None
+    if rows is not None and not rows:
+        raise MaplError(f"--shard {config.shard[0]}/{config.shard[1]}: no benchmark prompts fall in this shard")
     for model in config.models:  # a model that cannot load fails before any generation
         preflight_model(model)
+    table = None
+    if config.reward_models:
+        from mapl_cli.evaluation.reward import preflight_reward_model
+        from mapl_cli.pairs import read_pairs
+
+        for name in config.reward_models:
+            preflight_reward_model(name)
+        table = read_pairs(config.pairs)
     responses = [read_responses(path, rows) for path in config.responses]
     seen = _seen_ids(config)  # a bad manifest fails before any generation
     for path, pairs in zip(config.responses, responses, strict=True):
         if rows is not None and len(pairs) < len(rows):
-            # scored on the covered prompts only; comparisons use the prompts both sides answered
+            # scored on the covered prompts only (coverage in summary.json); comparisons use the prompts both
+            # sides answered
             console.print(f"[yellow]warning:[/yellow] {path} answers {len(pairs)} of the {len(rows)} benchmark prompts")
-    for name in config.reward_models:
-        from mapl_cli.evaluation.reward import preflight_reward_model
 
-        preflight_reward_model(name)
+    created = not config.output.exists()
+    done, work = _prepare_output(config, _settings(config, rows))
+    try:
+        summary = _evaluate(config, rows, responses, table, seen, done, work, started, console)
+    except BaseException as err:
+        _clean_failed(config, work, created)
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted(_interrupted_line(config, work, err)) from None
+        raise
+    return summary
 
-    done = _prepare_output(config, _settings(config, rows))
+
+def _interrupted_line(config: EvaluateConfig, work: Path, err: BaseException) -> str:
+    if work != config.output:
+        return f"evaluate interrupted ({signal_name(err)}); the earlier results in {config.output} are unchanged"
+    journal = config.output / RESULTS_JSONL
+    if journal.exists() and journal.stat().st_size:
+        return f"evaluate interrupted ({signal_name(err)}); the answers so far are in {journal}: --resume continues"
+    return f"evaluate interrupted ({signal_name(err)}); nothing was written"
+
+
+def _clean_failed(config: EvaluateConfig, work: Path, created: bool) -> None:
+    """After a failure: drop a --force run's staging folder (the earlier run is untouched), and the files
+    of a first run that had not written a single result; a journal with results stays for --resume."""
+    import shutil
+
+    if work != config.output:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    journal = config.output / RESULTS_JSONL
+    if config.resume or (journal.exists() and journal.stat().st_size):
+        return
+    for name in OUTPUT_FILES:
+        (config.output / name).unlink(missing_ok=True)
+    if created and config.output.is_dir() and not any(config.output.iterdir()):
+        config.output.rmdir()
+
+
+def _evaluate(config, rows, responses, table, seen, done, work, started, console) -> dict[str, Any]:
+    from mapl_cli.manifest import build_manifest, write_json_atomic
+
     model_labels = _labels(config.models)
     response_labels = _unique([Path(p).stem for p in config.responses], taken=model_labels)
     sources = dict(zip(model_labels, config.models, strict=True)) | dict(zip(response_labels, config.responses, strict=True))
 
-    writer = _ResultWriter(config.output / RESULTS_JSONL)
+    writer = _ResultWriter(work / RESULTS_JSONL)
     try:
         for label, path, pairs in zip(response_labels, config.responses, responses, strict=True):
             todo = [(row, text) for row, text in pairs if (label, row.key) not in done]
@@ -484,7 +651,7 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
         from mapl_cli.evaluation.reward import evaluate_reward_models
 
         scored = evaluate_reward_models(
-            config.reward_models, config.pairs, batch_size=config.batch_size, device=config.device, console=console,
+            config.reward_models, table, batch_size=config.batch_size, device=config.device, console=console,
             max_length=config.max_length, resamples=config.bootstrap, seed=config.sampling.seed,
         )
         extra["reward_models"] = scored["models"]
@@ -493,14 +660,17 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     labels = model_labels + response_labels
     records = [r for r in done.values() if r["model"] in set(labels)]
     records.sort(key=lambda r: (labels.index(r["model"]), r["key"]))
-    summary = _write_outputs(config, records, labels, sources, extra, seen)
+    summary = _write_outputs(config, records, labels, sources, extra, seen, out=work,
+                             n_benchmark=len(rows) if rows is not None else None)
     inputs = [p for p in [config.benchmark, *config.responses, config.pairs] if p]
     counts = {label: sum(1 for r in records if r["model"] == label) for label in labels}
     options = {k: v for k, v in asdict(config).items() if k not in ("backend_factory", "output")}
     write_json_atomic(
-        config.output / "manifest.json",
+        work / "manifest.json",
         build_manifest("evaluate", options, inputs, counts, started, seed=config.sampling.seed, outputs={"dir": str(config.output)}),
     )
+    if work != config.output:
+        _promote(work, config.output)
     from mapl_cli.evaluation.report import comparison_table
 
     sys.stdout.write(comparison_table(summary) + "\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.evaluation.scoring import METRICS
+from mapl_cli.manifest import atomic_path
 
 SHORT = {
     "prompt_level_strict_acc": "prompt strict",
@@ -253,7 +254,17 @@ def write_report(out: Path, summary: dict[str, Any]) -> None:
             lines += ["### Is the difference real?", "", reward_differences(summary["reward_comparisons"]), ""]
         plot_reward(summary["reward_models"], out / "reward_accuracy.png")
         lines += ["![reward-model accuracy by kind](reward_accuracy.png)", ""]
-    (out / "report.md").write_text("\n".join(lines))
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _save(plt, fig, path: Path) -> None:
+    """Save a chart whole or not at all (a full disk leaves no half-written PNG)."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _pyplot():
@@ -278,8 +289,7 @@ def _grouped_bars(groups: list[str], series: dict[str, list[float]], ylabel: str
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _percent(v: float | None) -> float:
@@ -305,8 +315,7 @@ def plot_differences(comparisons: dict[str, Any], path: Path) -> None:
     baseline = next(iter(usable.values()))["baseline"] if usable else "baseline"
     ax.set_xlabel(f"difference from {baseline} (points), 95% paired bootstrap interval")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_accuracies(models: dict[str, Any], path: Path) -> None:
@@ -329,8 +338,7 @@ def plot_by_k(models: dict[str, Any], path: Path) -> None:
     ax.set_title("Accuracy against number of instructions")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_reward(reward: dict[str, Any], path: Path) -> None:

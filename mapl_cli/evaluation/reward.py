@@ -9,6 +9,7 @@ Sequences are tokenised and scored with the trainer's own code (`train.data.enco
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,45 @@ from mapl_cli.errors import MaplError
 from mapl_cli.evaluation.checkpoints import display_name, resolve_checkpoint
 
 
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _not_a_reward_model(name: str, checkpoint: Any) -> str | None:
+    """Why `name` is not a reward model, or None when it is one. A mapl manifest beside the weights decides
+    (stage train-rm); otherwise a LoRA adapter must be for sequence classification (task_type SEQ_CLS) and a
+    full model's config must name a *ForSequenceClassification architecture. Anything else would be loaded
+    with a freshly initialised score head and give a meaningless accuracy."""
+    folder = Path(checkpoint.adapter or checkpoint.base)
+    for manifest in (Path(name) / "manifest.json", folder / "manifest.json", folder.parent / "manifest.json"):
+        stage = (_json(manifest) or {}).get("stage") if manifest.is_file() else None
+        if isinstance(stage, str):
+            return None if stage == "train-rm" else f"{manifest} says it is a {stage} output"
+    if checkpoint.adapter:
+        task = (_json(folder / "adapter_config.json") or {}).get("task_type")
+        return None if task == "SEQ_CLS" else f"its LoRA adapter is for {task or 'an unnamed task'}, not SEQ_CLS"
+    architectures = (_json(folder / "config.json") or {}).get("architectures") or []
+    if any(isinstance(a, str) and a.endswith("ForSequenceClassification") for a in architectures):
+        return None
+    return f"its config.json names {', '.join(map(str, architectures)) or 'no architecture'}, not a *ForSequenceClassification model"
+
+
 def preflight_reward_model(name: str) -> None:
-    """Fail early when `name` is not a reward-model folder (or an adapter over one)."""
+    """Fail early when `name` is not a reward-model folder (or an adapter over one), or its files are
+    damaged, before anything is generated or written."""
+    from mapl_cli.evaluation.evaluate import check_folders
+
     if not Path(name).exists():
         raise MaplError(f"{name}: no such reward-model folder (give the output folder of mapl train-rm)")
-    resolve_checkpoint(name)
+    checkpoint = resolve_checkpoint(name)
+    check_folders(name, checkpoint)
+    why = _not_a_reward_model(name, checkpoint)
+    if why:
+        raise MaplError(f"--reward-model {name}: not a reward model ({why}); give the output folder of mapl train-rm")
 
 
 def load_reward_model(name: str, device: Any = None, dtype: str = "auto") -> tuple[Any, Any, Any]:
@@ -145,13 +180,14 @@ def compare_reward_models(
 
 
 def evaluate_reward_models(
-    names: list[str], pairs: str, batch_size: int = 16, device: Any = None, console: Any = None,
+    names: list[str], pairs: Any, batch_size: int = 16, device: Any = None, console: Any = None,
     max_length: int = 1024, resamples: int = 10_000, seed: int = 0,
 ) -> dict[str, Any]:
-    """{label: summary} for each reward model on the same pairs, and "comparisons": each against the first."""
+    """{label: summary} for each reward model on the same pairs (a pairs table, or the path of one), and
+    "comparisons": each against the first."""
     from mapl_cli.pairs import read_pairs
 
-    table = read_pairs(pairs)
+    table = read_pairs(pairs) if isinstance(pairs, (str, Path)) else pairs
     out: dict[str, Any] = {}
     margins_by_model: dict[str, dict[str, float]] = {}
     for name in names:
