@@ -157,6 +157,40 @@ def resolve_model(name_or_path: str) -> Path | str:
     return name_or_path
 
 
+def check_model(name_or_path: str, option: str = "--model") -> None:
+    """One line naming `option` unless `name_or_path` is a built-in name whose cached folder loads, a local
+    model folder that passes `check_model_folder` (config and weight files readable, safetensors headers
+    valid), or a hub id (checked only when it loads). Runs before a stage deletes, writes or loads anything."""
+    from mapl_cli.modelcheck import check_model_folder
+
+    path = Path(name_or_path).expanduser()
+    try:
+        if name_or_path not in BUILTIN_MODELS and path.exists():
+            check_model_folder(path)
+            resolve_model(name_or_path)  # an adapter folder passes the check, but training needs a full model
+            return
+        location = resolve_model(name_or_path)
+        if isinstance(location, Path):
+            check_model_folder(location)
+    except MaplError as err:
+        raise MaplError(f"{option}: {err}") from None
+
+
+@contextlib.contextmanager
+def loading(name: str, option: str = "--model"):
+    """Turn what a model folder that passed `check_model` can still raise while transformers reads it (a
+    config whose sizes do not fit the weights, a tokenizer file that does not parse) into one line."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except MaplError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise MaplError(f"{option} {name}: cannot be loaded ({type(err).__name__}: {first[:300]})") from None
+
+
 def _hub_error(name: str, err: Exception) -> MaplError:
     return MaplError(
         f"cannot load model {name!r}: not a built-in name ({', '.join(BUILTIN_MODELS)}), not a local folder, "

@@ -193,3 +193,30 @@ def test_packed_batch_places_sequences_with_restarting_positions():
     assert b.position_ids.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 0, 1]]
     assert b.row.tolist() == [1, 0, 1] and b.offset.tolist() == [0, 0, 3]
     assert b.attention_mask is None and b.real_tokens == 10
+
+
+def test_check_model_names_the_option_and_the_broken_file(tmp_path):
+    import shutil
+
+    models.check_model("tiny-random")  # a built-in name: its cached folder is checked
+    models.check_model("org/some-model")  # a hub id: left to the loader
+    folder = tmp_path / "m"
+    shutil.copytree(models.resolve_model("tiny-random"), folder)
+    models.check_model(str(folder))
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(MaplError, match=r"^--ref-model: .*model.safetensors"):
+        models.check_model(str(folder), "--ref-model")
+    with pytest.raises(MaplError, match=r"^--model: .*no such"):
+        models.check_model(str(tmp_path / "missing"))
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text('{"base_model_name_or_path": "tiny-random"}')
+    (tmp_path / "adapter" / "adapter_model.safetensors").write_bytes(weights.read_bytes()[:0])
+    with pytest.raises(MaplError, match=r"^--model: "):
+        models.check_model(str(tmp_path / "adapter"))
+
+
+def test_loading_turns_what_transformers_raises_into_one_line():
+    with pytest.raises(MaplError, match=r"^--model x: cannot be loaded \(ValueError: bad sizes\)$"):
+        with models.loading("x"):
+            raise ValueError("bad sizes\nmore detail")
