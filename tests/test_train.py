@@ -340,3 +340,107 @@ def test_cli_options_reach_the_training_config(monkeypatch, tmp_path):
     config = configs[-1]
     assert (config.stage, config.margin_column, config.center_rewards) == ("rm", "m", 0.01)
     assert config.eval_pairs is None and config.inter_loss == "pair" and not config.fsdp
+
+
+def test_run_checks_options_itself(pairs, tmp_path):
+    """The Python entry point checks what the CLI checks, before anything is read or written."""
+    with pytest.raises(MaplError, match=r"--lr must be a finite number, got nan"):
+        run(_config("rm", pairs, tmp_path / "o", lr=float("nan")))
+    with pytest.raises(MaplError, match=r"--scheduler must be one of"):
+        run(_config("rm", pairs, tmp_path / "o", scheduler="cosine-restarts"))
+    assert not (tmp_path / "o").exists()
+
+
+def _to_legacy(folder):
+    """Rewrite a checkpoint in the earlier layout: the trainer state pickled into trainer_state.pt."""
+    from mapl_cli.train import checkpoint
+
+    saved = checkpoint.read(folder)
+    torch.save({"optimizer": saved.optimizer, "scheduler": saved.scheduler, "rng": saved.rng, "step": saved.step,
+                "optimizer_layout": "by-name"}, folder / checkpoint.LEGACY_STATE)
+    (folder / checkpoint.STATE_JSON).unlink()
+    (folder / checkpoint.STATE_TENSORS).unlink()
+
+
+def test_earlier_pickled_checkpoint_still_resumes_to_the_same_weights(pairs, tmp_path):
+    """A checkpoint of the earlier layout (trainer_state.pt) is read with weights_only=True and resumes
+    exactly; no pickle is written any more."""
+    full = _config("rm", pairs, tmp_path / "full", max_steps=3, save_every=1)
+    run(full)
+    cut = _config("rm", pairs, tmp_path / "cut", max_steps=3, save_every=1)
+    with pytest.raises(TrainingInterrupted):
+        run(cut, on_step=lambda step, record: step == 2)
+    assert not list((tmp_path / "cut").rglob("*.pt"))
+    _to_legacy(tmp_path / "cut" / "checkpoints" / "step-000002")
+    cut.resume = True
+    run(cut)
+    a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_extending_a_constant_schedule_run_ends_where_a_longer_run_ends(pairs, tmp_path):
+    """--resume with a larger --max-steps continues a constant-schedule run (the schedule does not depend on
+    the total); the result is the run that was that long from the start. A cosine run refuses."""
+    longer = _config("dpo", pairs, tmp_path / "longer", max_steps=4, scheduler="constant", warmup_steps=1)
+    run(longer)
+    short = _config("dpo", pairs, tmp_path / "short", max_steps=2, scheduler="constant", warmup_steps=1)
+    run(short)
+    short.max_steps, short.resume = 4, True
+    summary = run(short)
+    assert summary["steps"] == 4
+    a = load_file(str(tmp_path / "longer" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "short" / "model" / "model.safetensors"))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    manifest = json.loads((tmp_path / "short" / "manifest.json").read_text())
+    assert manifest["options"]["max_steps"] == 4 and manifest["counts"]["resumed_from_step"] == 2
+    cosine = _config("dpo", pairs, tmp_path / "cosine", max_steps=2)
+    run(cosine)
+    cosine.max_steps, cosine.resume = 3, True
+    with pytest.raises(MaplError, match=r"total steps \(2 -> 3\).*cosine schedule depends on the total"):
+        run(cosine)
+
+
+def test_non_finite_weights_after_an_update_are_never_written(pairs, tmp_path, monkeypatch):
+    """A step whose loss and gradients are finite but whose update leaves a NaN in the weights stops the run
+    before anything from that step is written; the previous checkpoint is kept and no model is written."""
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kw):
+        out = real_step(self, *args, **kw)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            self.param_groups[0]["params"][0].data[0, 0] = float("nan")
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", poisoned)
+    with pytest.raises(MaplError, match=r"weights became non-finite \(NaN or Inf\) at step 2.*step-000001"):
+        run(_config("rm", pairs, tmp_path / "o", max_steps=3, save_every=1))
+    out = tmp_path / "o"
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000001"]
+    assert len(_lines(out / "metrics.jsonl")) == 1 and not (out / "model").exists()
+
+
+def test_pairs_contract_casts_layouts_but_never_numbers_to_text(tmp_path):
+    """large_string and dictionary-encoded columns are the same strings and load; integers and booleans are
+    not cast to "0"/"true"; identical sides fail unless the caller keeps them (training leaves them out)."""
+    from mapl_cli.pairs import identical_rows, read_pairs
+
+    good = pq.read_table(write_pairs(tmp_path / "good.parquet", n_sources=1))
+    index = good.schema.get_field_index
+    layouts = good.set_column(index("response_chosen"), "response_chosen", good.column("response_chosen").cast(pa.large_string()))
+    layouts = layouts.set_column(index("kind"), "kind", layouts.column("kind").dictionary_encode())
+    assert read_pairs(_bad_table(tmp_path, "layouts.parquet", layouts)).num_rows == 3
+    for values in ([0, 1, 2], [True, False, True], [0.5, 1.5, 2.5]):
+        path = _bad_table(tmp_path, "typed.parquet", good.set_column(index("response_rejected"), "response_rejected", pa.array(values)))
+        with pytest.raises(MaplError, match=r"column 'response_rejected' has type \w+, expected string"):
+            read_pairs(path)
+    rows = good.to_pylist()
+    rows[2]["prompt_rejected"], rows[2]["response_rejected"] = rows[2]["prompt_chosen"], rows[2]["response_chosen"]
+    path = _bad_table(tmp_path, "same.parquet", pa.Table.from_pylist(rows, schema=good.schema))
+    with pytest.raises(MaplError, match=r"row 2 has identical sides"):
+        read_pairs(path)
+    assert identical_rows(read_pairs(path, identical="keep")) == [2]

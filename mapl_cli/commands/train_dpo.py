@@ -58,5 +58,5 @@ def command(
     from mapl_cli.train.trainer import run
 
     summary = run(config)
-    if summary:
+    if summary and not summary.get("already_finished"):
         typer.echo(f"model written to {Path(summary['model'])} ({summary['steps']} steps, final loss {summary['loss']:.4f})")

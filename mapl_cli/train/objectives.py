@@ -118,7 +118,10 @@ class DPOObjective:
         from mapl_cli.models import resolve_model
 
         if self.config.ref_model:
-            ref = AutoModelForCausalLM.from_pretrained(str(resolve_model(self.config.ref_model)), dtype=self.dtype)
+            from mapl_cli.models import loading
+
+            with loading(self.config.ref_model, "--ref-model"):
+                ref = AutoModelForCausalLM.from_pretrained(str(resolve_model(self.config.ref_model)), dtype=self.dtype)
             return ref.to(self.device).eval()
         if self.config.lora:
             return policy  # used under policy.disable_adapter()

@@ -11,13 +11,17 @@ import typer
 
 
 def train_config(stage: str, params: dict[str, Any]):
-    """The `TrainConfig` for a command's parameters (as Typer passed them: enums and paths become strings)."""
-    from mapl_cli.train.config import TrainConfig
+    """The checked `TrainConfig` for a command's parameters (as Typer passed them: enums and paths become
+    strings). A value out of range ends the command here with one line naming the option, before anything
+    is read, loaded or written."""
+    from mapl_cli.train.config import TrainConfig, check_options
 
     def plain(value):
         return value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
 
-    return TrainConfig(stage=stage, **{name: plain(value) for name, value in params.items()})
+    config = TrainConfig(stage=stage, **{name: plain(value) for name, value in params.items()})
+    check_options(config)
+    return config
 
 
 class Scheduler(str, Enum):
@@ -60,8 +64,8 @@ LambdaInter = Annotated[float, typer.Option(help="Weight of inter-sample (multi-
 InterLossOpt = Annotated[InterLoss, typer.Option(help="Inter loss: pair = -log sigmoid(s(x',y_w) - s(x',y_l)); margin = that margin must exceed the margin under the base prompt x (needs base_prompt).")]
 EvalEvery = Annotated[int, typer.Option(help="Evaluate on --eval-pairs every N steps (0: only at the end).")]
 SaveEvery = Annotated[int, typer.Option(help="Write a checkpoint every N steps (0: only at the end); the two newest are kept.")]
-Resume = Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in --output (starts from scratch if there is none).")]
-Force = Annotated[bool, typer.Option("--force", help="Overwrite mapl outputs in an existing --output folder.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in --output (starts from scratch if there is none). Every option that changes the result must be the one the checkpoint was written with; --save-every, --eval-every, --progress, --fsdp, --packing and the batch split may change, and a --scheduler constant run may be given more --max-steps/--epochs.")]
+Force = Annotated[bool, typer.Option("--force", help="Replace mapl outputs in an existing --output folder (other files stay). The new run writes beside it and replaces the old outputs only when it finishes: a failed or interrupted run leaves them as they were.")]
 LoraR = Annotated[int, typer.Option(help="LoRA rank (0: full fine-tune).")]
 LoraAlpha = Annotated[float | None, typer.Option(help="LoRA alpha [default: 2 x rank].")]
 LoraTargets = Annotated[str, typer.Option(help="Modules LoRA adapts: all-linear, or comma-separated names such as q_proj,v_proj.")]

@@ -7,6 +7,7 @@ and evaluation passes reuse it; the reference model is freed before training sta
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import torch
 
 from mapl_cli.models import _file_lock, cache_dir
+from mapl_cli.train.checkpoint import WriteError
 from mapl_cli.train.data import EncodedRow, Sequence, attention_ratio_of, make_batch, sequence_key
 from mapl_cli.train.scoring import response_logps
 
@@ -25,22 +27,32 @@ def cache_path(fingerprint: str, dtype: torch.dtype) -> Path:
 
 
 def read_cache(path: Path) -> dict[str, float]:
+    """The cached log-probs; a cache file that cannot be read, or entries that are not finite log-probs, are
+    ignored (recomputed and written again) rather than trusted."""
     if not path.exists():
         return {}
-    table = pq.read_table(path)
-    return dict(zip(table.column("key").to_pylist(), table.column("logp").to_pylist(), strict=True))
+    try:
+        table = pq.read_table(path, columns=["key", "logp"])
+        pairs = zip(table.column("key").to_pylist(), table.column("logp").to_pylist(), strict=True)
+    except (pa.ArrowException, OSError, KeyError, ValueError):
+        return {}
+    return {k: v for k, v in pairs if isinstance(k, str) and isinstance(v, float) and math.isfinite(v)}
 
 
 def write_cache(path: Path, new: dict[str, float]) -> None:
-    """Merge `new` into the cache file (under a lock, atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path.with_suffix(".lock")):
-        merged = read_cache(path)
-        merged.update(new)
-        table = pa.table({"key": list(merged), "logp": pa.array(list(merged.values()), pa.float64())})
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+    """Merge `new` into the cache file (under a lock, atomically); a failed write leaves no partial file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _file_lock(path.with_suffix(".lock")):
+            merged = read_cache(path)
+            merged.update(new)
+            table = pa.table({"key": list(merged), "logp": pa.array(list(merged.values()), pa.float64())})
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+    except (OSError, pa.ArrowException) as err:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"{path}: cannot write the reference log-prob cache ({err.strerror if isinstance(err, OSError) and err.strerror else err})") from None
 
 
 @torch.no_grad()

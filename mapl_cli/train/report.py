@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -75,18 +76,31 @@ def append_jsonl(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def _records(path: Path) -> list[dict]:
+    """The complete records of a jsonl file; a line cut short (a kill or a full disk mid-write) is skipped."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(record)
+    return records
+
+
 def truncate_jsonl(path: Path, last_step: int) -> None:
-    """Drop lines after `last_step` (a resumed run rewrites them)."""
+    """Drop lines after `last_step` (a resumed run rewrites them), and any incomplete line."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
-    path.write_text("".join(line + "\n" for line in keep))
+    keep = [record for record in _records(path) if record["step"] <= last_step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(record) + "\n" for record in keep))
+    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    return _records(path) if path.exists() else []
 
 
 def plot_curves(metrics: list[dict], path: Path, title: str, eval_metrics: list[dict] | None = None) -> None:
@@ -122,5 +136,10 @@ def plot_curves(metrics: list[dict], path: Path, title: str, eval_metrics: list[
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.tmp")  # a failed write (a full disk) leaves no partial image
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

@@ -3,7 +3,8 @@
     mapl train-dpo out/pairs/pairs.parquet --model tiny-random --output out/dpo --max-steps 20
     torchrun --nproc-per-node 2 -m mapl_cli.cli train-rm pairs.parquet --output out/rm   # several processes
 
-It reads top to bottom: read and validate the pairs (before any model loads), tokenise, build the model,
+It reads top to bottom: check every option, the pairs, the starting model and the output folder (before any
+model loads and before anything in --output is created or replaced, see `workspace.py`), tokenise, build the model,
 (DPO) precompute reference log-probs, then for every optimizer step take one global batch, split it into
 micro-batches across gradient accumulation and processes, and step. The batch order is a pure function of
 (seed, epoch) and the global batch size, so a resumed run and a run on N processes see the same batches.
@@ -25,62 +26,22 @@ from pathlib import Path
 
 import torch
 
+from mapl_cli import __version__
 from mapl_cli.errors import MaplError
 from mapl_cli.manifest import build_manifest, write_json_atomic
-from mapl_cli.models import fingerprint, load_tokenizer, resolve_dtype
-from mapl_cli.pairs import read_pairs
-from mapl_cli.train import checkpoint, report
-from mapl_cli.train.config import TrainConfig
+from mapl_cli.models import check_model, fingerprint, load_tokenizer, loading, resolve_dtype
+from mapl_cli.train import checkpoint, report, workspace
+from mapl_cli.train.config import TrainConfig, check_options
 from mapl_cli.train.data import batch_plan, encode_pairs, split_batch
+from mapl_cli.train.inputs import read_inputs
 from mapl_cli.train.losses import combine, row_weights
 from mapl_cli.train.parallel import Parallel
-
-OUTPUTS = ("model", "checkpoints", "metrics.jsonl", "eval_metrics.jsonl", "curves.png", "manifest.json")
 
 
 class TrainingInterrupted(MaplError):
     """SIGINT/SIGTERM (or a test's stop request): a checkpoint was written; `--resume` continues."""
 
     exit_code = 130
-
-
-def _check_output(out: Path, config: TrainConfig) -> None:
-    if out.exists() and not out.is_dir():
-        raise MaplError(f"{out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not (config.force or config.resume):
-        raise MaplError(f"{out}: output folder exists and is not empty; pass --force to overwrite or --resume to continue")
-
-
-def _check_options(config: TrainConfig) -> None:
-    positive = {"--batch-size": config.batch_size, "--grad-accum": config.grad_accum, "--epochs": config.epochs,
-                "--max-length": config.max_length, "--max-prompt-length": config.max_prompt_length}
-    for flag, value in positive.items():
-        if value < 1:
-            raise MaplError(f"{flag} must be at least 1, got {value}")
-    if config.max_steps is not None and config.max_steps < 1:
-        raise MaplError(f"--max-steps must be at least 1, got {config.max_steps}")
-    if config.lambda_intra < 0 or config.lambda_inter < 0:
-        raise MaplError("--lambda-intra and --lambda-inter must be non-negative")
-    if config.merge_lora and not config.lora:
-        raise MaplError("--merge-lora needs --lora-r > 0")
-    if config.stage == "dpo" and config.beta <= 0:
-        raise MaplError(f"--beta must be positive, got {config.beta}")
-
-
-def _read_margins(path: str, column: str, pair_ids: list[str]) -> dict[str, float]:
-    import pyarrow.parquet as pq
-
-    file = Path(path) / "pairs.parquet" if Path(path).is_dir() else Path(path)
-    names = pq.read_schema(file).names
-    if column not in names:
-        raise MaplError(f"{file}: --margin-column {column!r} is not a column (columns: {', '.join(names)})")
-    data = pq.read_table(file, columns=["pair_id", column])
-    values = data.column(column).to_pylist()
-    for row, value in enumerate(values):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise MaplError(f"{file}: column {column!r} must hold finite numbers; row {row} has {value!r}")
-    by_id = dict(zip(data.column("pair_id").to_pylist(), map(float, values), strict=True))
-    return {pair_id: by_id[pair_id] for pair_id in pair_ids}
 
 
 class _StopFlag:
@@ -104,24 +65,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-# Options that decide which rows form each step's batch or what the weights mean: a resumed run must match.
-RESUME_KEYS = ("stage", "model", "seed", "shuffle", "max_length", "max_prompt_length", "inter_loss", "lora_r",
-               "max_steps", "epochs")
-
-
-def _check_resume(found: Path, config: TrainConfig, global_batch: int) -> None:
-    import json
-
-    meta = json.loads((found / "meta.json").read_text())
-    saved = meta.get("config", {})
-    changed = [k for k in RESUME_KEYS if k in saved and saved[k] != getattr(config, k)]
-    saved_batch = saved.get("batch_size", 0) * saved.get("grad_accum", 0) * meta.get("world_size", 1)
-    if saved_batch and saved_batch != global_batch:
-        changed.append(f"global batch ({saved_batch} -> {global_batch})")
-    if changed:
-        raise MaplError(f"cannot --resume from {found}: options changed since it was written: {', '.join(changed)}")
 
 
 def _make_objective(config: TrainConfig, device, dtype, tokenizer, margins):
@@ -206,20 +149,31 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _drop_zero_weight_kinds(table, config: TrainConfig):
-    """Leave out rows of a kind whose lambda is 0: they would add nothing to the loss, yet take batch slots
-    (with both lambdas 0, batches then hold standard rows only, exactly as plain BT / DPO)."""
-    import pyarrow.compute as pc
+def _shared(par: Parallel, fn):
+    """Run `fn` (which writes on rank 0 only) and, under several processes, fail on every process when it
+    failed on one, so none waits forever at the next collective for a process that stopped."""
+    error, result = None, None
+    try:
+        result = fn()
+    except MaplError as err:
+        error = err
+    if par.world > 1 and float(par.all_reduce(torch.tensor([0.0 if error is None else 1.0]))) and error is None:
+        raise MaplError("stopped: another process failed (its message is above)")
+    if error is not None:
+        raise error
+    return result
 
-    dropped = {kind: 0 for kind in ("intra", "inter")}
-    for kind, weight in (("intra", config.lambda_intra), ("inter", config.lambda_inter)):
-        if weight == 0:
-            mask = pc.equal(table.column("kind"), kind)
-            dropped[kind] = int(pc.sum(mask).as_py() or 0)
-            table = table.filter(pc.invert(mask))
-    if table.num_rows == 0:
-        raise MaplError(f"{config.pairs}: no rows of a kind with non-zero weight (check --lambda-intra/--lambda-inter)")
-    return table, {k: v for k, v in dropped.items() if v}
+
+def _weights_finite(params, par: Parallel) -> bool:
+    """Every trainable weight finite, on every process (each checks its shard under FSDP)."""
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in params]
+    fine = bool(torch.stack([torch.isfinite(t.detach()).all() for t in local]).all()) if local else True
+    return float(par.all_reduce(torch.tensor([0.0 if fine else 1.0]))) == 0
+
+
+def _last_good(ws: workspace.Workspace) -> str:
+    """'; last good checkpoint: PATH' (a --force run that fails is discarded: nothing to point at)."""
+    return "" if ws.staged else f"; last good checkpoint: {checkpoint.latest(ws.checkpoints) or 'none'}"
 
 
 def run(config: TrainConfig, on_step=None) -> dict:
@@ -227,32 +181,50 @@ def run(config: TrainConfig, on_step=None) -> dict:
     from rich.console import Console
 
     started = time.time()
-    console = Console(stderr=True)
-    out = Path(config.output)
-    _check_options(config)
-    # Inputs are validated before anything heavy loads.
-    table = read_pairs(config.pairs)
-    table, zero_weight = _drop_zero_weight_kinds(table, config)
-    eval_table = read_pairs(config.eval_pairs) if config.eval_pairs else None
-    margins = None
-    if config.margin_column:
-        if config.stage != "rm":
-            raise MaplError("--margin-column applies to train-rm only")
-        margins = _read_margins(config.pairs, config.margin_column, table.column("pair_id").to_pylist())
-    _check_output(out, config)
-
+    console = Console(stderr=True, soft_wrap=True)  # a path is never broken over two lines
+    # Everything is checked before any model loads and before anything in --output is created or replaced.
+    check_options(config)
+    inputs = read_inputs(config)
+    check_model(config.model, "--model")
+    if config.stage == "dpo" and config.ref_model:
+        check_model(config.ref_model, "--ref-model")
+    ws = workspace.plan(config)
     par = Parallel.from_env(config.fsdp)
+    dtype = resolve_dtype(config.dtype, par.device)
+    saved = None
+    if ws.resume_from is not None:
+        global_batch = config.batch_size * config.grad_accum * par.world
+        workspace.check_same_run(ws, config, inputs.data, str(dtype), global_batch)
+        saved = checkpoint.read(ws.resume_from)  # files only, checked before the tokenizer and model load
+    try:
+        return _train(config, on_step, ws, par, inputs, saved, dtype, console, started)
+    except BaseException as err:
+        interrupted = isinstance(err, (TrainingInterrupted, KeyboardInterrupt))
+        note = workspace.clean_up(ws, interrupted) if par.rank == 0 else ""
+        if isinstance(err, KeyboardInterrupt):  # Ctrl-C outside the steps (loading, the final evaluation)
+            found = checkpoint.latest(ws.checkpoints)
+            where = f"checkpoint {found}; continue with the same command and --resume" if found else "nothing was written"
+            raise TrainingInterrupted(f"interrupted{'' if found else ' before the first checkpoint'}; {note or where}") from None
+        if isinstance(err, OSError):  # a write that failed outside the checkpoint and model writers
+            raise checkpoint.WriteError(f"{err.filename or ws.work}: cannot write ({checkpoint.cause(err)})" + (f"; {note}" if note else "")) from None
+        if isinstance(err, MaplError) and note:
+            err.args = (f"{err}; {note}",)
+        raise
+
+
+def _train(config: TrainConfig, on_step, ws: workspace.Workspace, par: Parallel, inputs, saved, dtype, console,
+           started) -> dict:
     rank, world, device = par.rank, par.world, par.device
     if config.fsdp and world == 1:
         console.print("--fsdp: one process, nothing to shard; training the whole model here")
     torch.manual_seed(config.seed)
-    dtype = resolve_dtype(config.dtype, device)
-    tokenizer = load_tokenizer(config.model)
+    with loading(config.model):
+        tokenizer = load_tokenizer(config.model)
     with_base = config.inter_loss == "margin"
-    rows, dropped = encode_pairs(table, tokenizer, config.max_length, config.max_prompt_length, with_base)
+    rows, dropped = encode_pairs(inputs.table, tokenizer, config.max_length, config.max_prompt_length, with_base)
     eval_rows, eval_dropped = ([], {})
-    if eval_table is not None:
-        eval_rows, eval_dropped = encode_pairs(eval_table, tokenizer, config.max_length, config.max_prompt_length, with_base)
+    if inputs.eval_table is not None:
+        eval_rows, eval_dropped = encode_pairs(inputs.eval_table, tokenizer, config.max_length, config.max_prompt_length, with_base)
     if not rows:
         raise MaplError(f"{config.pairs}: no usable rows after truncation ({dropped})")
     global_batch = config.batch_size * config.grad_accum * world
@@ -264,40 +236,40 @@ def run(config: TrainConfig, on_step=None) -> dict:
         )
     total_steps = config.max_steps or config.epochs * steps_per_epoch
 
-    if rank == 0:
-        if config.force and not config.resume:
-            for name in OUTPUTS:
-                target = out / name
-                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-        out.mkdir(parents=True, exist_ok=True)
+    if saved is not None:
+        workspace.check_schedule(ws, config, total_steps, saved.step)
+        if workspace.finished(ws, total_steps, saved.step):
+            _shared(par, lambda: workspace.promote(ws) if rank == 0 else None)
+            console.print(f"{ws.out}: already finished ({total_steps} steps); nothing to do")
+            return {"output": str(ws.out), "model": str(ws.out / "model"), "steps": total_steps, "already_finished": True}
 
-    objective = _make_objective(config, device, dtype, tokenizer, margins)
-    model = objective.build()
+    objective = _make_objective(config, device, dtype, tokenizer, inputs.margins)
+    with loading(config.model):
+        model = objective.build()
     model.train()
     par.broadcast_parameters(model)  # identical start on every process
     ref_info = _setup_reference(objective, model, rows + eval_rows, config, par, console)
     model = par.wrap(model)
     params, optimizer, scheduler = _optimizer(model, config, total_steps)
 
-    ckpt_dir = out / "checkpoints"
-    metrics_path, eval_path = out / "metrics.jsonl", out / "eval_metrics.jsonl"
     start_step = 0
-    if config.resume and (found := checkpoint.latest(ckpt_dir)) is not None:
-        _check_resume(found, config, global_batch)
-        try:
-            start_step = checkpoint.load(found, par, model, optimizer, scheduler)
-        except ValueError as err:
-            raise MaplError(f"cannot --resume: {err}") from None
+    if saved is not None:
+        start_step = checkpoint.apply(saved, par, model, optimizer, scheduler)
+        saved = None
         if rank == 0:
-            console.print(f"resuming from {found} (step {start_step} of {total_steps})")
+            console.print(f"resuming from {ws.resume_from} (step {start_step} of {total_steps})")
+    metrics_path, eval_path = ws.work / "metrics.jsonl", ws.work / "eval_metrics.jsonl"
     if rank == 0:
+        workspace.prepare(ws)
         for path in (metrics_path, eval_path):
             report.truncate_jsonl(path, start_step) if start_step else path.unlink(missing_ok=True)
 
-    meta = {"config": asdict(config), "world_size": world, "strategy": par.strategy, "total_steps": total_steps}
+    meta = {"config": asdict(config), "world_size": world, "strategy": par.strategy, "total_steps": total_steps,
+            "data": inputs.data, "dtype_resolved": str(dtype), "mapl_version": __version__}
 
     def save_checkpoint(step: int) -> Path | None:
-        return checkpoint.save(ckpt_dir, step, par, model, optimizer, scheduler, meta, config.keep_checkpoints)
+        return _shared(par, lambda: checkpoint.save(ws.checkpoints, step, par, model, optimizer, scheduler, meta,
+                                                    config.keep_checkpoints))
 
     plans: dict[int, list[list[int]]] = {}
     memory: dict = {}
@@ -326,14 +298,23 @@ def run(config: TrainConfig, on_step=None) -> dict:
             par.all_reduce(sums)
             loss = float(sums[report.INDEX["loss"]])
             if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                last = checkpoint.latest(ckpt_dir)
                 raise MaplError(
                     f"non-finite {'loss' if not math.isfinite(loss) else 'gradient norm'} at step {step + 1}; "
-                    f"stopped without updating the weights; last good checkpoint: {last or 'none'} "
+                    f"stopped without updating the weights{_last_good(ws)} "
                     "(try a lower --lr, --max-grad-norm, or --dtype float32)"
                 )
             lr = scheduler.get_last_lr()[0]
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError as err:
+                if "overflow" not in str(err):
+                    raise
+                raise MaplError(f"the update at step {step + 1} overflows float32{_last_good(ws)} (try a lower --lr)") from None
+            if not _weights_finite(params, par):
+                raise MaplError(
+                    f"the weights became non-finite (NaN or Inf) at step {step + 1}, after a finite loss "
+                    f"({loss:.4g}); nothing from that step was written{_last_good(ws)} (try a lower --lr)"
+                )
             if steps_done == 0:  # gradients and optimizer state exist now; the peak is refreshed at the end
                 memory = par.memory(model, optimizer)
             scheduler.step()
@@ -358,54 +339,72 @@ def run(config: TrainConfig, on_step=None) -> dict:
                 last_saved = step + 1
             want_stop = torch.tensor([1.0 if stop.signal is not None or (on_step and on_step(step + 1, record)) else 0.0])
             if float(par.all_reduce(want_stop)) > 0 and step + 1 < total_steps:
-                path = save_checkpoint(step + 1) if last_saved != step + 1 else checkpoint.latest(ckpt_dir)
+                path = save_checkpoint(step + 1) if last_saved != step + 1 else checkpoint.latest(ws.checkpoints)
                 par.barrier()  # no process exits (and gets the others killed) before rank 0 has written
-                raise TrainingInterrupted(
-                    f"interrupted at step {step + 1} of {total_steps}; checkpoint {path or ckpt_dir}; "
-                    "continue with the same command and --resume"
-                )
+                how = "" if ws.staged else "; continue with the same command and --resume"
+                raise TrainingInterrupted(f"interrupted at step {step + 1} of {total_steps}; checkpoint {path or ws.checkpoints}{how}")
 
+    if last_saved != total_steps:  # before the final evaluation: Ctrl-C during it can still --resume
+        save_checkpoint(total_steps)
     final_eval = None
     if eval_rows:
         final_eval = _evaluate(objective, model, eval_rows, config, par)
         if rank == 0 and not (config.eval_every and total_steps % config.eval_every == 0):
             report.append_jsonl(eval_path, {"step": total_steps, **final_eval})
-    if last_saved != total_steps:
-        save_checkpoint(total_steps)
     if memory:
         memory.update({k: v for k, v in par.memory(model, optimizer).items() if k.startswith("peak")})
-    summary = {}
     final = model
     if par.sharded:  # gather the full weights on rank 0 into an unsharded copy to write
         state = par.full_state(model)
         final = objective.build(device=torch.device("cpu"), state=state) if rank == 0 else None
         del state
-    if rank == 0:
-        model_dir = out / "model"
-        tmp = out / ".model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        objective.save_model(final, tmp)
-        shutil.rmtree(model_dir, ignore_errors=True)
-        os.replace(tmp, model_dir)
-        metrics = report.read_jsonl(metrics_path)
-        report.plot_curves(metrics, out / "curves.png", f"train-{config.stage}", report.read_jsonl(eval_path))
-        last = metrics[-1] if metrics else {}
-        counts = {
-            "rows": table.num_rows, "rows_zero_weight_left_out": zero_weight, "rows_used": len(rows), "dropped": dropped, "eval_rows": len(eval_rows),
-            "eval_dropped": eval_dropped, "steps": total_steps, "resumed_from_step": start_step,
-            "steps_per_epoch": steps_per_epoch, "global_batch": global_batch, "world_size": world,
-            "strategy": par.strategy,
-        }
-        outputs = {"model": str(model_dir), "metrics": str(metrics_path), "curves": str(out / "curves.png"),
-                   "final": {k: last.get(k) for k in ("loss", "rewards/accuracies", "rewards/margins")},
-                   "final_eval": final_eval,
-                   "mean_seconds_per_step": round(step_time_total / steps_done, 4) if steps_done else None,
-                   "memory_rank0": memory,
-                   **ref_info}
-        options = {**asdict(config), "lr": config.resolved_lr(), "dtype_resolved": str(dtype), "device": str(device)}
-        inputs = [config.pairs] + ([config.eval_pairs] if config.eval_pairs else [])
-        manifest = build_manifest(f"train-{config.stage}", options, inputs, counts, started, config.seed, outputs)
-        write_json_atomic(out / "manifest.json", manifest)
-        summary = {"output": str(out), "model": str(model_dir), "steps": total_steps, **outputs["final"]}
+    counts = {
+        "rows": inputs.table.num_rows, **inputs.counts, "rows_used": len(rows), "dropped": dropped,
+        "eval_rows": len(eval_rows), "eval_dropped": eval_dropped, "steps": total_steps, "resumed_from_step": start_step,
+        "steps_per_epoch": steps_per_epoch, "global_batch": global_batch, "world_size": world, "strategy": par.strategy,
+    }
+    extra = {"final_eval": final_eval, "memory_rank0": memory, **ref_info,
+             "mean_seconds_per_step": round(step_time_total / steps_done, 4) if steps_done else None}
+    with _StopFlag():  # the last writes and the swap into place are not cut short by Ctrl-C
+        summary = _shared(par, lambda: _finish(ws, objective, final, config, counts, extra, dtype, device, started)
+                          if rank == 0 else {})
     par.barrier()
     return summary
+
+
+def _write_model(objective, model, ws: workspace.Workspace) -> Path:
+    """model/ written beside as .model.tmp and renamed into place; a failed write leaves no partial folder."""
+    from safetensors import SafetensorError
+
+    model_dir, tmp = ws.work / "model", ws.work / ".model.tmp"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        objective.save_model(model, tmp)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        os.replace(tmp, model_dir)
+    except (OSError, SafetensorError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        keep = "" if ws.staged else "; the final checkpoint is kept: --resume writes the model once there is room"
+        raise checkpoint.WriteError(f"{model_dir}: cannot write the model ({checkpoint.cause(err)}){keep}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return model_dir
+
+
+def _finish(ws: workspace.Workspace, objective, final, config: TrainConfig, counts, extra, dtype, device, started) -> dict:
+    """Rank 0: the model, curves and manifest (paths as they will be once in place), then a --force run's
+    outputs replace the old ones."""
+    _write_model(objective, final, ws)
+    out = ws.out
+    metrics = report.read_jsonl(ws.work / "metrics.jsonl")
+    report.plot_curves(metrics, ws.work / "curves.png", f"train-{config.stage}", report.read_jsonl(ws.work / "eval_metrics.jsonl"))
+    last = metrics[-1] if metrics else {}
+    outputs = {"model": str(out / "model"), "metrics": str(out / "metrics.jsonl"), "curves": str(out / "curves.png"),
+               "final": {k: last.get(k) for k in ("loss", "rewards/accuracies", "rewards/margins")}, **extra}
+    options = {**asdict(config), "lr": config.resolved_lr(), "dtype_resolved": str(dtype), "device": str(device)}
+    inputs = [config.pairs] + ([config.eval_pairs] if config.eval_pairs else [])
+    manifest = build_manifest(f"train-{config.stage}", options, inputs, counts, started, config.seed, outputs)
+    write_json_atomic(ws.work / "manifest.json", manifest)
+    workspace.promote(ws)
+    return {"output": str(out), "model": str(out / "model"), "steps": counts["steps"], **outputs["final"]}
