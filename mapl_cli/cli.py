@@ -21,7 +21,7 @@ from mapl_cli import __version__
 from mapl_cli.commands import build_benchmark as build_benchmark_cmd
 from mapl_cli.commands import evaluate as evaluate_cmd
 from mapl_cli.commands import synthesize, train_dpo, train_rm
-from mapl_cli.errors import MaplError, Terminated, signal_name
+from mapl_cli.errors import MaplError, on_signal, signal_name
 
 app = typer.Typer(
     name="mapl",
@@ -43,10 +43,6 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """MAPL: multi-level aware preference learning for prompts with several constraints at once."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
 
 
 def _fail(message: str, code: int) -> None:
@@ -72,10 +68,13 @@ def guarded(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        except ValueError:  # not the main thread (an embedding application): leave signals alone
-            previous = None
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup and background jobs ignore SIGINT
+                    previous[sig] = signal.signal(sig, on_signal)
+            except ValueError:  # not the main thread (an embedding application): leave signals alone
+                break
         try:
             return command(*args, **kwargs)
         except MaplError as err:
@@ -88,8 +87,8 @@ def guarded(command: Callable) -> Callable:
         except OSError as err:
             _fail(os_error_line(err), 1)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     return wrapper
 
@@ -105,8 +104,14 @@ def main() -> None:
     """Console-script entry point: every error a user can cause ends with one `mapl: error:` line."""
     # Typer may vendor click; its exception classes are found from one it exports.
     click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # from here on, not only inside a command (see `guarded`)
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, on_signal)
     try:
         code = app(standalone_mode=False)
+    except KeyboardInterrupt as err:  # outside a command body: while the command line is read
+        sys.stderr.write(f"mapl: error: interrupted ({signal_name(err)})\n")
+        sys.exit(130)
     except typer.Abort:  # Ctrl-C while click itself was reading the command line
         sys.stderr.write("mapl: error: interrupted (SIGINT)\n")
         sys.exit(130)

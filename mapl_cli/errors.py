@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,8 +41,47 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (Slurm's scancel, `kill`), raised in the main process so a command cleans up as on Ctrl-C."""
 
 
+class CtrlC(KeyboardInterrupt):
+    """SIGINT, as the CLI raises it. A subclass on purpose: CPython remembers a plain KeyboardInterrupt that
+    passes through code an extension runs with PyRun_String, and then ends the process by SIGINT at exit
+    (status -2) even after mapl has handled it and chosen its exit status."""
+
+
 def signal_name(err: BaseException) -> str:
     return "SIGTERM" if isinstance(err, Terminated) else "SIGINT"
+
+
+_RECEIVED: list[int] = []
+
+
+def _in_finalizer(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def on_signal(signum: int, frame) -> None:
+    """The CLI's SIGINT/SIGTERM handler: remember the signal, then interrupt where the program is. Inside a
+    `__del__` (the `regex` engine's parser runs them often) Python would print the exception as "Exception
+    ignored in ..." with a traceback and go on, so there the signal is only remembered: long loops call
+    `raise_if_interrupted` between steps."""
+    _RECEIVED.append(signum)
+    if _in_finalizer(frame):
+        return
+    raise Terminated() if signum == signal.SIGTERM else CtrlC()
+
+
+def forget_signals() -> None:
+    """For a forked worker process: signals its parent received are the parent's to act on."""
+    _RECEIVED.clear()
+
+
+def raise_if_interrupted() -> None:
+    """Raise the interruption of a SIGINT or SIGTERM that arrived (and may have been swallowed) earlier."""
+    if _RECEIVED:
+        raise Terminated() if _RECEIVED[-1] == signal.SIGTERM else CtrlC()
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapl_cli.errors import Interrupted, MaplError, naming, signal_name
+from mapl_cli.errors import Interrupted, MaplError, naming, raise_if_interrupted, signal_name
 from mapl_cli.evaluation.backends.base import GenerationBackend, SamplingConfig
 from mapl_cli.evaluation.benchmark import BenchmarkRow, parse_row, read_benchmark
 from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
@@ -350,6 +350,7 @@ def _generate_model(config, label, model, rows, done, writer, console) -> None:
                 ]
                 writer.write(records)
                 done.update(((label, r["key"]), r) for r in records)
+                raise_if_interrupted()
     finally:
         backend.close()
 
@@ -645,6 +646,7 @@ def _evaluate(config, rows, responses, table, seen, done, work, started, console
             _generate_model(config, label, model, rows, done, writer, console)
     finally:
         writer.close()
+    raise_if_interrupted()
 
     extra: dict[str, Any] = {}
     if config.reward_models:

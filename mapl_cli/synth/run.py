@@ -6,10 +6,19 @@ Streams: input is read in batches and output written in row groups, so memory st
 size. Work is spread over `--workers` processes with a bounded window of batches in flight; results are
 taken back in input order, and every row has its own seeded generator, so the file is byte-identical
 whatever the worker count. Output goes to a temporary file that is renamed into place at the end.
+
+Failure behaviour: options (with --k-max against the types that can share a prompt), the output folder and
+then the input are checked before anything is written. pairs.parquet and manifest.json are written to
+temporary files named after this process and renamed into place together, so an earlier output survives
+a failed, interrupted (Ctrl-C, SIGTERM: exit 130, one line) or killed run; a killed run's temporary files
+are removed by the next run into the folder. A run asked for intra or inter pairs that builds none of
+either fails (nothing is written) with the main drop reasons; one that builds none of one asked-for kind
+warns. Rows whose chosen and rejected are the same text are invalid (`identical_responses`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -24,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.commands.parsing import check_k_range
-from mapl_cli.errors import Interrupted, InvalidRowError, MaplError, naming, signal_name
+from mapl_cli.errors import (
+    Interrupted,
+    InvalidRowError,
+    MaplError,
+    forget_signals,
+    naming,
+    raise_if_interrupted,
+    signal_name,
+)
 from mapl_cli.manifest import atomic_path, build_manifest, remove_stale_temporaries
 from mapl_cli.prefs import Columns, PrefSource, normalise_row
 
@@ -111,11 +128,35 @@ def resolve_instruction_ids(include: tuple[str, ...], exclude: tuple[str, ...]) 
 _WORKER: dict[str, Any] = {}
 
 
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM while the pool forks its workers: a worker starts with them blocked and
+    unblocks them once it ignores Ctrl-C (`_init_worker`); the driver gets a held one when the pool is up."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+
+
 def _init_worker(opts, spec: str, columns: Columns, skip_invalid: bool) -> None:
     # Ctrl-C reaches every process of the terminal's group: the driver alone reports it and ends the pool
     # (whose SIGTERM then ends a worker quietly), instead of one traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    forget_signals()
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+    _set_worker_state(opts, spec, columns, skip_invalid)
+
+
+def _set_worker_state(opts, spec: str, columns: Columns, skip_invalid: bool) -> None:
     _WORKER.update(opts=opts, spec=spec, columns=columns, skip_invalid=skip_invalid)
 
 
@@ -127,6 +168,7 @@ def _process_batch(batch: list[tuple[int, Any]]) -> tuple[list[dict], Counter, C
     invalid: Counter = Counter()
     dropped: Counter = Counter()
     for index, raw in batch:
+        raise_if_interrupted()  # a signal remembered in a finalizer (errors.on_signal); workers ignore SIGINT
         try:
             pref = normalise_row(spec, index, raw, columns)
         except InvalidRowError as err:
@@ -157,13 +199,16 @@ def _results(batches: Iterator, workers: int, init_args: tuple) -> Iterator[tupl
     """Process batches in order; with several workers keep a bounded window in flight (Pool.imap would
     read the whole input ahead, which breaks the flat-memory promise)."""
     if workers <= 1:
-        _init_worker(*init_args)
+        _set_worker_state(*init_args)
         for batch in batches:
             yield _process_batch(batch)
         return
     _warm_registry()
+    raise_if_interrupted()
     ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
-    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+    with contextlib.ExitStack() as stack:
+        with _signals_held():  # the pool is ended on the way out even if a held signal lands at the unblock
+            pool = stack.enter_context(ctx.Pool(workers, initializer=_init_worker, initargs=init_args))
         window: deque = deque()
         for batch in batches:
             window.append(pool.apply_async(_process_batch, (batch,)))
@@ -261,7 +306,7 @@ def _write(config: SynthConfig, source: PrefSource, opts, span: tuple[int, int, 
 
     start, stop, total = span
     stats = _Stats()
-    with atomic_path(target) as tmp, atomic_path(target.parent / "manifest.json") as manifest_tmp:
+    with atomic_path(target) as tmp:  # pairs.parquet and manifest.json are renamed into place together
         try:
             writer = pq.ParquetWriter(tmp, PAIRS_SCHEMA, compression="zstd")
         except OSError as err:
@@ -273,6 +318,7 @@ def _write(config: SynthConfig, source: PrefSource, opts, span: tuple[int, int, 
             init = (opts, source.spec, config.columns, config.skip_invalid)
             workers = _workers(config.workers, stop - start, config.batch_rows)
             for rows, invalid, dropped, read in _results(batches, workers, init):
+                raise_if_interrupted()
                 stats.add(rows, invalid, dropped, read)
                 buffer.extend(rows)
                 while len(buffer) >= ROW_GROUP_ROWS:
@@ -282,6 +328,7 @@ def _write(config: SynthConfig, source: PrefSource, opts, span: tuple[int, int, 
                 bar.update(task, advance=read, rate=f"{stats.read / elapsed:,.0f}")
             if buffer:
                 writer.write_table(pa.Table.from_pylist(buffer, schema=PAIRS_SCHEMA))
+        raise_if_interrupted()
         if stats.read - sum(stats.invalid.values()) == 0:
             raise MaplError(f"{config.input}: no usable preference rows")
         _check_kinds(config, stats)
@@ -291,7 +338,8 @@ def _write(config: SynthConfig, source: PrefSource, opts, span: tuple[int, int, 
             "synthesize", _options_record(config, instruction_ids), [config.input], counts, started,
             seed=config.seed, outputs={"pairs": "pairs.parquet", "schema_version": PAIRS_SCHEMA.metadata[b"mapl.schema_version"].decode()},
         )
-        manifest_tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        with atomic_path(target.parent / "manifest.json") as manifest_tmp:
+            manifest_tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return manifest
 
 
