@@ -81,6 +81,25 @@ def run_and_signal(args: list[str], sig: int, when: callable, timeout: float = 3
     return Result(proc.returncode, stdout, stderr)
 
 
+def run_and_signal_group(args: list[str], sig: int, when: callable, timeout: float = 300,
+                         env: dict[str, str] | None = None, poll: float = 0.1) -> Result:
+    """As `run_and_signal`, but `sig` goes to mapl's whole process group, as a terminal's Ctrl-C does
+    (worker processes included). SIGINT starts at its default, as in a terminal's foreground job (a
+    background shell job, such as a test runner started with `&`, would pass it on ignored)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mapl_cli.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(env), start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + timeout
+    while not when():
+        if proc.poll() is not None or time.time() > deadline:
+            break
+        time.sleep(poll)
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return Result(proc.returncode, stdout, stderr)
+
+
 def assert_one_line_error(result: Result, *fragments: str, code: int | None = None) -> None:
     """Non-zero exit (`code` if given), no traceback, exactly one `mapl: error:` line holding every
     fragment (case-insensitive)."""

@@ -184,14 +184,36 @@ def test_bad_rows_fail_with_one_line_naming_the_row(tmp_path, rows, message):
 
 
 def test_skip_invalid_counts_reasons(tmp_path):
-    path = _write_jsonl(tmp_path / "mixed.jsonl", [_row(0), _row(1, prompt=""), _row(2, chosen=None), _row(3)])
+    same = "The same answer, word for word."
+    rows = [_row(0), _row(1, prompt=""), _row(2, chosen=None), _row(3), _row(4, chosen=same, rejected=same + "\n")]
+    path = _write_jsonl(tmp_path / "mixed.jsonl", rows)
     with open(path, "a") as handle:
         handle.write("{not json\n")
+        handle.write("[" * 100_000 + "]" * 100_000 + "\n")  # JSON nested too deeply for the parser
     _, manifest = _synth(tmp_path, input=path, skip_invalid=True)
     counts = manifest["counts"]
-    assert counts["source_rows_read"] == 5
-    assert counts["invalid_by_reason"] == {"bad_json": 1, "empty_prompt": 1, "null_response": 1}
+    assert counts["source_rows_read"] == 7
+    assert counts["invalid_by_reason"] == {"bad_json": 2, "empty_prompt": 1, "identical_responses": 1, "null_response": 1}
     assert counts["kept_by_kind"]["standard"] == 2
+
+
+def test_a_kind_that_gets_no_pair_is_warned_about(tmp_path, capsys):
+    # JSON format never fits prose, so no intra pair; inter pairs need only the chosen side to fit
+    _, manifest = _synth(tmp_path, include=("detectable_format:json_format", "punctuation:no_comma"), k_min=1, k_max=1,
+                         intra_per_response=1, inter_per_pair=3)
+    kinds = manifest["counts"]["kept_by_kind"]
+    assert kinds.get("intra", 0) == 0 and kinds["inter"] > 0
+    assert "warning: no intra pair could be built" in capsys.readouterr().err
+
+
+def test_k_max_is_checked_against_the_types_that_can_share_a_prompt():
+    from mapl_cli.commands.parsing import most_compatible
+    from mapl_cli.instructions import all_ids
+
+    assert most_compatible(all_ids()) == 15  # IFEval's conflict table: 10 of its 25 types clash with others
+    assert most_compatible(["punctuation:no_comma"]) == 1
+    assert most_compatible(["detectable_format:json_format", "punctuation:no_comma"]) == 1  # json clashes
+    assert most_compatible(["punctuation:no_comma", "startend:quotation", "detectable_format:title"]) == 2
 
 
 @pytest.mark.parametrize(
