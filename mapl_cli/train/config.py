@@ -123,7 +123,7 @@ def check_options(config: TrainConfig) -> None:
         _integer(config, "max_steps", 1)
     for name in ("warmup_steps", "save_every", "eval_every", "lora_r"):
         _integer(config, name, 0)
-    _integer(config, "keep_checkpoints", 1)
+    _integer(config, "keep_checkpoints", 0)  # 0: keep every checkpoint
     _integer(config, "seed", 0, MAX_SEED)
     if config.lr is not None:
         _number(config, "lr", 0, low_inclusive=False)
