@@ -195,6 +195,11 @@ CASES = [
          ("model.safetensors", "outside the file"), setup=_truncated_model),
     Case("eval-policy-as-reward-model", (*EVAL, "--reward-model", "{tmp}/policy", "--pairs", "{tmp}/pairs.parquet", "-o", "{tmp}/out"),
          ("policy", "not a reward model", "LlamaForCausalLM"), setup=_policy_and_pairs),
+    Case("eval-deep-train-manifest", (*EVAL, "--benchmark", "{bench}", "--responses", "{tmp}/a.jsonl", "-o", "{tmp}/out",
+                                      "--train-manifest", "{tmp}/manifest.json"), ("manifest.json", "not a readable manifest"),
+         files={"a.jsonl": _responses(2), "manifest.json": DEEP}),
+    Case("eval-unknown-device", (*EVAL, "--benchmark", "{bench}", "--model", "tiny-random", "-o", "{tmp}/out", "--device", "gpu0"),
+         ("--device", "not a torch device")),
     Case("eval-deep-template-kwargs", (*EVAL, "--benchmark", "{bench}", "--responses", "{tmp}/a.jsonl", "-o", "{tmp}/out",
                                        "--chat-template-kwargs", "[" * 50_000 + "]" * 50_000), ("--chat-template-kwargs",),
          files={"a.jsonl": "{}\n"}),
@@ -218,6 +223,9 @@ CASES = [
     Case("eval-force-with-truncated-model-keeps-the-old-run",
          (*EVAL, "--benchmark", "{bench}", "--model", "{tmp}/bad-model", "-o", "{tmp}/out", "--force"),
          ("model.safetensors",), setup=lambda tmp: (_evaluated(tmp), _truncated_model(tmp))),
+    Case("eval-full-disk-before-any-result-leaves-nothing",
+         (*EVAL, "--benchmark", "{bench}", "--responses", "{tmp}/a.jsonl", "-o", "{tmp}/out"),
+         ("settings.json", "file too large"), code=1, fsize=200, files={"a.jsonl": _responses(3)}),
     Case("eval-force-full-disk-keeps-the-old-run",
          (*EVAL, "--benchmark", "{bench}", "--responses", "{tmp}/answers.jsonl", "-o", "{tmp}/out", "--force"),
          ("results.jsonl", "file too large"), code=1, fsize=2_000, setup=_evaluated),
@@ -248,7 +256,13 @@ def test_bad_input_ends_with_one_line_and_changes_nothing(case: Case, tmp_path: 
     assert tree(tmp_path) == before
 
 
-def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path):
+@pytest.mark.parametrize("args", [
+    ["synthesize", "-q", str(TINY), "-o", "/sys/mapl-out"],
+    ["build-benchmark", str(PROMPTS), "-o", "/sys/mapl-out/b.jsonl"],
+    ["evaluate", "--benchmark", str(BENCHMARK), "--responses", "{tmp}/a.jsonl", "-o", "/sys/mapl-out"],
+], ids=["synthesize", "build-benchmark", "evaluate"])
+def test_an_output_folder_that_cannot_be_created_is_one_line(args, tmp_path):
+    """/sys refuses new entries even to root (a read-only folder does not stop root)."""
     probe = Path("/sys/mapl-probe")
     try:
         probe.mkdir()
@@ -257,7 +271,8 @@ def test_an_output_folder_that_cannot_be_created_is_one_line(tmp_path):
     else:
         probe.rmdir()
         pytest.skip("/sys is writable here")
-    result = run_mapl(["synthesize", "-q", str(TINY), "-o", "/sys/mapl-out"])
+    (tmp_path / "a.jsonl").write_text(_responses(2))
+    result = run_mapl([a.format(tmp=tmp_path) for a in args])
     assert_one_line_error(result, "/sys/mapl-out", "cannot create", code=2)
 
 
@@ -337,7 +352,7 @@ def _writing(out: Path, wait: float = 2.0) -> Callable[[], bool]:
     seen: list[float] = []
 
     def check() -> bool:
-        if not seen and out.is_dir() and any(p.name.startswith(".pairs.tmp-") for p in out.iterdir()):
+        if not seen and out.is_dir() and any(p.name.startswith(".pairs") for p in out.iterdir()):
             seen.append(time.time())
         return bool(seen) and time.time() - seen[0] > wait
 

@@ -133,10 +133,18 @@ def _prepare_output(config: EvaluateConfig, settings: dict[str, Any]) -> tuple[d
     _make_folder(out)
     remove_stale_temporaries(out)
     done: dict[tuple[str, int], dict] = {}
-    work = out
     if config.force and not config.resume:
         work = temporary_path(out / "staging")
         work.mkdir()
+        try:
+            write_json_atomic(work / SETTINGS_JSON, settings)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return done, work
+    work = out
     settings_path = work / SETTINGS_JSON
     if config.resume and settings_path.exists():
         before = _read_settings(settings_path)
@@ -189,7 +197,6 @@ class _ResultWriter:
         self.path = path
         with naming(path):
             self.handle = open(path, "a", encoding="utf-8")
-        self.written = 0
 
     def write(self, records: Sequence[dict]) -> None:
         with naming(self.path):
@@ -197,7 +204,6 @@ class _ResultWriter:
                 self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.handle.flush()
             os.fsync(self.handle.fileno())
-        self.written += len(records)
 
     def close(self) -> None:
         try:
@@ -277,6 +283,18 @@ def check_folders(name: str, checkpoint) -> None:
     base = resolve_model(checkpoint.base)
     if isinstance(base, Path) or Path(base).is_dir():
         check_model_folder(base, "base model" if checkpoint.adapter else "model")
+
+
+def check_device(device: str) -> None:
+    """--device names a torch device that exists here."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise MaplError(f"--device {device!r}: not a torch device ({str(err).splitlines()[0]})") from None
+    if parsed.type == "cuda" and (not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()):
+        raise MaplError(f"--device {device}: no such CUDA device here ({torch.cuda.device_count()} visible)")
 
 
 def preflight_model(name: str) -> None:
@@ -572,6 +590,8 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     rows = shard_rows(rows, config.shard) if rows is not None else None
     if rows is not None and not rows:
         raise MaplError(f"--shard {config.shard[0]}/{config.shard[1]}: no benchmark prompts fall in this shard")
+    if config.device is not None and (config.models or config.reward_models):
+        check_device(config.device)
     for model in config.models:  # a model that cannot load fails before any generation
         preflight_model(model)
     table = None
@@ -591,11 +611,13 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
             console.print(f"[yellow]warning:[/yellow] {path} answers {len(pairs)} of the {len(rows)} benchmark prompts")
 
     created = not config.output.exists()
-    done, work = _prepare_output(config, _settings(config, rows))
+    before = {name for name in OUTPUT_FILES if (config.output / name).exists()}
+    work = config.output
     try:
+        done, work = _prepare_output(config, _settings(config, rows))
         summary = _evaluate(config, rows, responses, table, seen, done, work, started, console)
     except BaseException as err:
-        _clean_failed(config, work, created)
+        _clean_failed(config, work, created, before)
         if isinstance(err, KeyboardInterrupt):
             raise Interrupted(_interrupted_line(config, work, err)) from None
         raise
@@ -611,9 +633,10 @@ def _interrupted_line(config: EvaluateConfig, work: Path, err: BaseException) ->
     return f"evaluate interrupted ({signal_name(err)}); nothing was written"
 
 
-def _clean_failed(config: EvaluateConfig, work: Path, created: bool) -> None:
+def _clean_failed(config: EvaluateConfig, work: Path, created: bool, before: set[str]) -> None:
     """After a failure: drop a --force run's staging folder (the earlier run is untouched), and the files
-    of a first run that had not written a single result; a journal with results stays for --resume."""
+    this run created if it had not written a single result; a journal with results stays for --resume, and
+    files that were there before (`before`) are never touched."""
     import shutil
 
     if work != config.output:
@@ -622,7 +645,7 @@ def _clean_failed(config: EvaluateConfig, work: Path, created: bool) -> None:
     journal = config.output / RESULTS_JSONL
     if config.resume or (journal.exists() and journal.stat().st_size):
         return
-    for name in OUTPUT_FILES:
+    for name in set(OUTPUT_FILES) - before:
         (config.output / name).unlink(missing_ok=True)
     if created and config.output.is_dir() and not any(config.output.iterdir()):
         config.output.rmdir()

@@ -26,7 +26,7 @@ def _load(path: Path) -> dict[str, Any]:
         raise MaplError(f"{path}: no such manifest (give DIR/manifest.json of a mapl synthesize or training run)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise MaplError(f"{path}: not a readable manifest ({type(err).__name__})") from None
     if not isinstance(manifest, dict) or "stage" not in manifest:
         raise MaplError(f"{path}: not a mapl manifest (no 'stage')")
@@ -34,10 +34,15 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _ids_in_pairs(pairs: Path, kinds: set[str]) -> set[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     file = pairs / "pairs.parquet" if pairs.is_dir() else pairs
-    table = pq.read_table(file, columns=["kind", "instructions_chosen", "instructions_rejected"])
+    try:
+        table = pq.read_table(file, columns=["kind", "instructions_chosen", "instructions_rejected"])
+    except (pa.ArrowException, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MaplError(f"{file}: the training pairs cannot be read ({first})") from None
     ids: set[str] = set()
     for kind, chosen, rejected in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
         if kind in kinds:
@@ -78,7 +83,7 @@ def seen_from_models(models: list[str]) -> list[str]:
         if manifest.is_file():
             try:
                 stage = json.loads(manifest.read_text(encoding="utf-8")).get("stage")
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError):
                 continue
             if stage in ("train-dpo", "train-rm"):
                 found.append(str(manifest))
