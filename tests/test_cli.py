@@ -58,3 +58,44 @@ def test_console_script_reports_errors_in_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"mapl: error: {tmp_path / 'nope.jsonl'}: no such file"]
+
+
+def test_usage_errors_are_one_line_naming_the_option(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mapl_cli.cli", "synthesize", "x.jsonl", "--output", str(tmp_path / "o"), "--k-min", "two"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("mapl: error: Invalid value for '--k-min'") and "synthesize --help" in line
+
+
+def _raising(exc: BaseException):
+    from mapl_cli.cli import guarded
+
+    def command():
+        raise exc
+
+    return guarded(command)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (OSError(28, "No space left on device", "out/pairs.parquet"), 1, "mapl: error: out/pairs.parquet: No space left on device"),
+        (IsADirectoryError(21, "Is a directory", "out/results.jsonl"), 1, "mapl: error: out/results.jsonl: Is a directory"),
+        (KeyboardInterrupt(), 130, "mapl: error: interrupted (SIGINT)"),
+    ],
+)
+def test_the_cli_safety_net_turns_os_errors_and_interruptions_into_one_line(exc, code, line, capsys):
+    import typer
+
+    with pytest.raises(typer.Exit) as ended:
+        _raising(exc)()
+    assert ended.value.exit_code == code
+    assert capsys.readouterr().err.strip().splitlines() == [line]
+
+
+def test_programming_errors_keep_their_traceback():
+    with pytest.raises(ZeroDivisionError):
+        _raising(ZeroDivisionError("a bug"))()
