@@ -2,7 +2,7 @@
 # The lambda ablation, with evidence: does each MAPL objective change instruction following, and is the
 # change larger than run-to-run noise?
 #
-#     bash examples/experiment.sh [DIR]       # DIR defaults to experiment/; about 30 minutes on 2 CPU cores
+#     bash examples/experiment.sh [DIR]       # DIR defaults to experiment/; under 40 minutes on 2 CPU cores
 #
 # 1. synthesize MAPL pairs once from MAPL_EXP_PREFS (default examples/prefs.jsonl);
 # 2. for each seed in MAPL_EXP_SEEDS, train four LoRA DPO policies from MAPL_EXP_MODEL at equal steps, data
@@ -26,14 +26,14 @@ PREFS="${MAPL_EXP_PREFS:-$HERE/prefs.jsonl}"
 BENCHMARK="${MAPL_EXP_BENCHMARK:-$HERE/eval_benchmark.jsonl}"
 MODEL="${MAPL_EXP_MODEL:-smollm2-135m-instruct}"
 SEEDS="${MAPL_EXP_SEEDS:-0 1 2}"
-STEPS="${MAPL_EXP_STEPS:-12}"                     # optimizer steps per policy (equal for every configuration)
+STEPS="${MAPL_EXP_STEPS:-8}"                     # optimizer steps per policy (equal for every configuration)
 BATCH="${MAPL_EXP_BATCH:-4}"                      # pairs per step
 MAX_LENGTH="${MAPL_EXP_MAX_LENGTH:-256}"          # prompt + response tokens in training
 LORA_R="${MAPL_EXP_LORA_R:-16}"                   # 0: full fine-tune
 LR="${MAPL_EXP_LR:-5e-4}"
-PROMPTS="${MAPL_EXP_PROMPTS:-60}"                 # benchmark prompts per policy
-MAX_NEW_TOKENS="${MAPL_EXP_MAX_NEW_TOKENS:-96}"
-GEN_BATCH="${MAPL_EXP_GEN_BATCH:-30}"
+PROMPTS="${MAPL_EXP_PROMPTS:-48}"                 # benchmark prompts per policy
+MAX_NEW_TOKENS="${MAPL_EXP_MAX_NEW_TOKENS:-64}"
+GEN_BATCH="${MAPL_EXP_GEN_BATCH:-24}"
 BOOTSTRAP="${MAPL_EXP_BOOTSTRAP:-10000}"
 BACKEND="${MAPL_EXP_BACKEND:-hf}"                 # vllm on a GPU
 EXTRA_TRAIN="${MAPL_EXP_TRAIN_ARGS:-}"            # more train-dpo options, e.g. "--fsdp" or "--epochs 1"

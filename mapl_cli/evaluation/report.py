@@ -125,7 +125,7 @@ def reward_differences(comparisons: dict[str, Any]) -> str:
         f"({first['resamples']} resamples of the pairs); * marks an interval that excludes 0; McNemar: exact test on "
         "the pairs exactly one of the two models gets right."
     )
-    return note + "\n" + _table(["reward model", "pairs", "n", "Δ accuracy", "McNemar p"], rows)
+    return note + "\n" + _table(["reward model", "kind", "pairs", "Δ accuracy", "McNemar p"], rows)
 
 
 def _seen_section(summary: dict[str, Any]) -> list[str]:
