@@ -63,10 +63,12 @@ def test_dpo_script_trains_on_two_processes_and_a_requeue_resumes(fake_slurm, tm
     assert manifest["counts"]["global_batch"] == 2
     assert manifest["options"]["beta"] == 0.1 and manifest["options"]["resume"] is True
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
-    # The job requeued after it finished: --resume finds the last checkpoint and trains no further step.
+    # The job requeued after it finished: --resume finds the run finished, trains no further step and
+    # rewrites nothing (the manifest still describes the run that produced the model).
+    before = (out / "manifest.json").read_bytes()
     again = _sbatch("train_dpo.sbatch", pairs, out, fake_slurm, tmp_path,
                     "--batch-size", "1", "--grad-accum", "1", "--max-steps", "2", "--save-every", "1")
-    assert again["counts"]["resumed_from_step"] == 2
+    assert (out / "manifest.json").read_bytes() == before and again == manifest
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
 
 
