@@ -335,3 +335,21 @@ def test_check_only_types_are_never_drawn(tmp_path):
         assert result.exit_code == 2 and "held-out" in result.output, result.output
     inst = instructions.get_instruction(held_out)
     assert inst.generate([("Some response.", True)], __import__("random").Random(0)) is None
+
+
+def test_resume_finds_a_moved_benchmark_by_its_content(tmp_path):
+    # the same benchmark bytes at another path (a moved checkout, another node) are the same benchmark
+    import shutil
+
+    first, moved = tmp_path / "a" / "bench.jsonl", tmp_path / "b" / "bench.jsonl"
+    for path in (first, moved):
+        path.parent.mkdir()
+        shutil.copy(IFEVAL_ROWS, path)
+    answers = _write_jsonl(tmp_path / "r.jsonl", [{"key": 1122, "response": "#a #b #c #d"}])
+    out = tmp_path / "out"
+    run(EvaluateConfig(output=out, benchmark=str(first), responses=[str(answers)]))
+    again = run(EvaluateConfig(output=out, benchmark=str(moved), responses=[str(answers)], resume=True))
+    assert again["models"]["r"]["n_prompts"] == 1
+    moved.write_text(moved.read_text().replace("hashtags", "tags"))
+    with pytest.raises(MaplError, match="different settings"):
+        run(EvaluateConfig(output=out, benchmark=str(moved), responses=[str(answers)], resume=True))

@@ -147,9 +147,9 @@ def _prepare_output(config: EvaluateConfig, settings: dict[str, Any]) -> tuple[d
     work = out
     settings_path = work / SETTINGS_JSON
     if config.resume and settings_path.exists():
-        before = _read_settings(settings_path)
-        if before != settings:
-            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        before, now = _comparable(_read_settings(settings_path)), _comparable(settings)
+        if before != now:
+            changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
             raise MaplError(f"{out}: --resume with different settings ({', '.join(changed)}); use a new --output or --force")
     if config.resume and (work / RESULTS_JSONL).exists():
         for record in _read_records(work / RESULTS_JSONL):
@@ -411,6 +411,16 @@ def read_responses(path: str, rows: Sequence[BenchmarkRow] | None) -> list[tuple
 # ---- the run ------------------------------------------------------------------------------------------------
 
 
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as --resume and --merge compare them: a benchmark known by its content hash is the same
+    benchmark wherever it lies (a moved folder, another node of a job array)."""
+    out = dict(settings)
+    benchmark = out.get("benchmark")
+    if isinstance(benchmark, dict) and benchmark.get("sha256"):
+        out["benchmark"] = {k: v for k, v in benchmark.items() if k != "path"}
+    return out
+
+
 def _settings(config: EvaluateConfig, rows: Sequence[BenchmarkRow] | None) -> dict[str, Any]:
     from mapl_cli.manifest import input_record
 
@@ -509,7 +519,7 @@ def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str
             raise MaplError(f"{folder}: no {RESULTS_JSONL}; not an output folder of mapl evaluate")
         if (Path(folder) / SETTINGS_JSON).exists():
             found = _read_settings(Path(folder) / SETTINGS_JSON)
-            settings.append({k: v for k, v in found.items() if k not in ("shard", "n_prompts")})
+            settings.append({k: v for k, v in _comparable(found).items() if k not in ("shard", "n_prompts")})
             n_prompts.append(found.get("n_prompts"))
         for record in _read_records(path):
             records.setdefault((record["model"], record["key"]), record)
