@@ -66,38 +66,32 @@ def run_mapl(args: list[str], timeout: float = 300, env: dict[str, str] | None =
 
 
 def run_and_signal(args: list[str], sig: int, when: callable, timeout: float = 300,
-                   env: dict[str, str] | None = None, poll: float = 0.1) -> Result:
-    """Start `mapl ARGS`, send `sig` once `when()` is true (e.g. a file exists), and wait for the end."""
+                   env: dict[str, str] | None = None, poll: float = 0.1, group: bool = False) -> Result:
+    """Start `mapl ARGS`, send `sig` once `when()` is true (e.g. a file exists), and wait for the end.
+
+    With `group`, `sig` goes to mapl's whole process group, as a terminal's Ctrl-C does (worker processes
+    included), and SIGINT starts at its default, as in a terminal's foreground job (a background shell job,
+    such as a test runner started with `&`, would pass it on ignored)."""
+    extra = {"start_new_session": True, "preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)} if group else {}
     proc = subprocess.Popen([sys.executable, "-m", "mapl_cli.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(env))
+                            stderr=subprocess.PIPE, text=True, env=_env(env), **extra)
     deadline = time.time() + timeout
     while not when():
         if proc.poll() is not None or time.time() > deadline:
             break
         time.sleep(poll)
     if proc.poll() is None:
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=timeout)
     return Result(proc.returncode, stdout, stderr)
 
 
-def run_and_signal_group(args: list[str], sig: int, when: callable, timeout: float = 300,
-                         env: dict[str, str] | None = None, poll: float = 0.1) -> Result:
-    """As `run_and_signal`, but `sig` goes to mapl's whole process group, as a terminal's Ctrl-C does
-    (worker processes included). SIGINT starts at its default, as in a terminal's foreground job (a
-    background shell job, such as a test runner started with `&`, would pass it on ignored)."""
-    proc = subprocess.Popen([sys.executable, "-m", "mapl_cli.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(env), start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + timeout
-    while not when():
-        if proc.poll() is not None or time.time() > deadline:
-            break
-        time.sleep(poll)
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-    stdout, stderr = proc.communicate(timeout=timeout)
-    return Result(proc.returncode, stdout, stderr)
+def run_and_signal_group(args: list[str], sig: int, when: callable, **options) -> Result:
+    """`run_and_signal` to the whole process group (Ctrl-C in a terminal)."""
+    return run_and_signal(args, sig, when, group=True, **options)
 
 
 def assert_one_line_error(result: Result, *fragments: str, code: int | None = None) -> None:

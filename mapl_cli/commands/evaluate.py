@@ -81,6 +81,21 @@ def _probability(value: float | None) -> float | None:
     return value
 
 
+def resolve_sampling(preset: Preset, max_new_tokens: int | None, temperature: float | None, top_p: float | None,
+                     seed: int, chat_template_kwargs: str | None):
+    """The generation settings: the preset's defaults, overridden by every option given explicitly."""
+    from mapl_cli.evaluation.backends.base import SamplingConfig
+
+    defaults = PRESETS[preset.value]
+    return SamplingConfig(
+        max_new_tokens=defaults["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
+        temperature=defaults["temperature"] if temperature is None else temperature,
+        top_p=defaults["top_p"] if top_p is None else top_p,
+        seed=seed,
+        chat_template_kwargs=parse_template_kwargs(chat_template_kwargs),
+    )
+
+
 def command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for results.parquet, summary.json, report.md and charts.", show_default=False)],
     benchmark: Annotated[str | None, typer.Option(help="IFEval-format jsonl (key, prompt, instruction_id_list, kwargs), or hf://google/IFEval when the hub is reachable.", show_default=False)] = None,
@@ -113,17 +128,9 @@ def command(
     force: Annotated[bool, typer.Option("--force", help="Discard earlier results in OUTPUT and start over.")] = False,
 ) -> None:
     """Score instruction following (IFEval metrics, strict and loose, by number of instructions) of models or responses, or the pairwise accuracy of reward models."""
-    from mapl_cli.evaluation.backends.base import SamplingConfig
     from mapl_cli.evaluation.evaluate import EvaluateConfig, run
 
-    defaults = PRESETS[preset.value]
-    sampling = SamplingConfig(
-        max_new_tokens=defaults["max_new_tokens"] if max_new_tokens is None else max_new_tokens,
-        temperature=defaults["temperature"] if temperature is None else temperature,
-        top_p=defaults["top_p"] if top_p is None else top_p,
-        seed=seed,
-        chat_template_kwargs=parse_template_kwargs(chat_template_kwargs),
-    )
+    sampling = resolve_sampling(preset, max_new_tokens, temperature, top_p, seed, chat_template_kwargs)
     if resume and force:
         raise MaplError("--resume and --force: choose one (continue the run in --output, or start it over)")
 

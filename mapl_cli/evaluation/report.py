@@ -193,61 +193,53 @@ def _reward_section(reward: dict[str, Any]) -> list[str]:
     return out
 
 
+def _settings_line(summary: dict[str, Any]) -> str:
+    s = summary.get("sampling", {})
+    return (
+        f"Generation settings (models only; --responses are scored as given): max_new_tokens="
+        f"{s.get('max_new_tokens')}, temperature={s.get('temperature')}, top_p={s.get('top_p')}, "
+        f"seed={s.get('seed')}, chat_template_kwargs={s.get('chat_template_kwargs')}, system prompt="
+        f"{'none' if not summary.get('system_prompt') else repr(summary['system_prompt'])}, reasoning traces "
+        f"{'removed before scoring' if summary.get('strip_thinking', True) else 'scored as part of the response'}. "
+        "Accuracies in percent."
+    )
+
+
+def _models_section(out: Path, summary: dict[str, Any]) -> list[str]:
+    """The instruction-following part of the report, and its charts."""
+    models = summary["models"]
+    lines = [_settings_line(summary), "", "## Comparison", "", comparison_table({"models": models}), "",
+             "![accuracies](accuracy.png)", ""]
+    if summary.get("comparisons"):
+        lines += [
+            "## Is the difference real?", "", comparison_note(summary["comparisons"]), "",
+            differences_table(summary["comparisons"]), "", "![differences with 95% intervals](differences.png)", "",
+        ]
+        plot_differences(summary["comparisons"], out / "differences.png")
+    if summary.get("seen_ids"):
+        lines += _seen_section(summary)
+    lines += [
+        "## By number of instructions in the prompt", "", "Prompt-level / instruction-level strict accuracy.", "",
+        _by_k_table(models), "", "![accuracy by number of instructions](accuracy_by_k.png)", "",
+    ]
+    for name, m in models.items():
+        scored = ""
+        if m.get("not_scored"):
+            scored = f" (scored: {m['n_prompts_scored']} prompts, {m['n_instructions_scored']} instructions)"
+        lines += [f"## {name}", "", f"Source: `{m['source']}`; {m['n_prompts']} prompts, {m['n_instructions']} instructions{scored}.", ""]
+        lines += [_table(["metric", "value"], [[k, _pct(m[k])] for k in METRICS]), ""]
+    lines += ["## Per instruction (strict / loose)", "", _per_instruction_table(models), ""]
+    lines += _not_scored_section(models)
+    plot_accuracies(models, out / "accuracy.png")
+    plot_by_k(models, out / "accuracy_by_k.png")
+    return lines
+
+
 def write_report(out: Path, summary: dict[str, Any]) -> None:
     """Write report.md and the charts for every model in `summary` into `out`."""
-    models = summary.get("models", {})
     lines = ["# mapl evaluate", ""]
-    if models:
-        s = summary.get("sampling", {})
-        lines += [
-            f"Generation settings (models only; --responses are scored as given): max_new_tokens="
-            f"{s.get('max_new_tokens')}, temperature={s.get('temperature')}, top_p={s.get('top_p')}, "
-            f"seed={s.get('seed')}, chat_template_kwargs={s.get('chat_template_kwargs')}, system prompt="
-            f"{'none' if not summary.get('system_prompt') else repr(summary['system_prompt'])}, reasoning traces "
-            f"{'removed before scoring' if summary.get('strip_thinking', True) else 'scored as part of the response'}. "
-            "Accuracies in percent.",
-            "",
-            "## Comparison",
-            "",
-            comparison_table({"models": models}),
-            "",
-            "![accuracies](accuracy.png)",
-            "",
-        ]
-        if summary.get("comparisons"):
-            lines += [
-                "## Is the difference real?",
-                "",
-                comparison_note(summary["comparisons"]),
-                "",
-                differences_table(summary["comparisons"]),
-                "",
-                "![differences with 95% intervals](differences.png)",
-                "",
-            ]
-            plot_differences(summary["comparisons"], out / "differences.png")
-        if summary.get("seen_ids"):
-            lines += _seen_section(summary)
-        lines += [
-            "## By number of instructions in the prompt",
-            "",
-            "Prompt-level / instruction-level strict accuracy.",
-            "",
-            _by_k_table(models),
-            "",
-            "![accuracy by number of instructions](accuracy_by_k.png)",
-            "",
-        ]
-        for name, m in models.items():
-            scored = ""
-            if m.get("not_scored"):
-                scored = f" (scored: {m['n_prompts_scored']} prompts, {m['n_instructions_scored']} instructions)"
-            lines += [f"## {name}", "", f"Source: `{m['source']}`; {m['n_prompts']} prompts, {m['n_instructions']} instructions{scored}.", ""]
-            lines += [_table(["metric", "value"], [[k, _pct(m[k])] for k in METRICS]), ""]
-        lines += ["## Per instruction (strict / loose)", "", _per_instruction_table(models), ""]
-        lines += _not_scored_section(models)
-        plot_accuracies(models, out / "accuracy.png")
-        plot_by_k(models, out / "accuracy_by_k.png")
+    if summary.get("models"):
+        lines += _models_section(out, summary)
     if summary.get("reward_models"):
         lines += _reward_section(summary["reward_models"])
         if summary.get("reward_comparisons"):

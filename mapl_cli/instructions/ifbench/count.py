@@ -17,21 +17,13 @@ import random
 import re
 import string
 
-from mapl_cli.errors import MaplError
-from mapl_cli.instructions.base import CheckOnlyInstruction, Kwargs, as_int, as_str
+from mapl_cli.instructions.base import CheckOnlyInstruction, Kwargs, as_str
+from mapl_cli.instructions.ifbench.util import as_count
 from mapl_cli.instructions.text import count_words
 
 _PUNCT = string.punctuation
 _STRIP = _PUNCT + " "  # the reference strips `''.join(string.punctuation) + ' '` from words
 _NO_PUNCT = str.maketrans("", "", _PUNCT)
-
-
-def _count_arg(value: object, inst_id: str, name: str, low: int = 0) -> int:
-    """An integer argument; the reference draws a random one below 0, so mapl refuses it."""
-    n = as_int(value, inst_id, name)
-    if n < low:
-        raise MaplError(f"instruction {inst_id!r}: argument {name!r} must be at least {low}, got {value!r}")
-    return n
 
 
 class _CountType(CheckOnlyInstruction):
@@ -41,7 +33,7 @@ class _CountType(CheckOnlyInstruction):
 
     def _n(self, args: Kwargs) -> int:
         (name,) = self.arg_names
-        return _count_arg(args[name], self.id, name, self.low)
+        return as_count(args[name], self.id, name, self.low)
 
     def describe(self, kwargs: Kwargs | None, rng: random.Random) -> str:
         (name,) = self.arg_names
@@ -54,7 +46,7 @@ class WordCountRange(CheckOnlyInstruction):
     description = "The response must contain between {min_words} and {max_words} words."
 
     def _parse(self, args: Kwargs) -> tuple[int, int]:
-        return _count_arg(args["min_words"], self.id, "min_words"), _count_arg(
+        return as_count(args["min_words"], self.id, "min_words"), as_count(
             args["max_words"], self.id, "max_words"
         )
 
