@@ -340,10 +340,19 @@ def test_a_full_disk_while_writing_charts_leaves_the_journal_and_no_partial_file
 
 @pytest.fixture(scope="module")
 def big_prefs(tmp_path_factory) -> Path:
-    """About 1,600 preference rows (the examples, 20 times): a --workers 2 run takes tens of seconds."""
+    """12,000 preference rows: the examples 150 times, each copy's responses made distinct (a repeated text
+    would hit the registry's per-text caches and cost nothing), so a --workers 2 run takes far longer than
+    any signal delay below (a run that ends before the signal lands would race the test)."""
     path = tmp_path_factory.mktemp("prefs") / "prefs.jsonl"
-    lines = EXAMPLES.read_text().splitlines()
-    path.write_text("".join(f"{line}\n" for _ in range(20) for line in lines))
+    rows = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]
+    with open(path, "w", encoding="utf-8") as handle:
+        for copy in range(150):
+            for row in rows:
+                row = dict(row, id=f"{row['id']}-{copy}")
+                for side in ("chosen", "rejected"):
+                    if isinstance(row[side], str):
+                        row[side] = f"{row[side]} (Version {copy}.)"
+                handle.write(json.dumps(row) + "\n")
     return path
 
 
