@@ -12,10 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mapl_cli.encoding.tokens import KIND_IDS
 from mapl_cli.train.losses import (
-    KIND_INTER,
-    KIND_INTRA,
-    KIND_STANDARD,
     center_rewards_loss,
     combine,
     dpo_scores,
@@ -23,6 +21,8 @@ from mapl_cli.train.losses import (
     margin_inter_loss,
     pair_loss,
 )
+
+KIND_STANDARD, KIND_INTRA, KIND_INTER = KIND_IDS["standard"], KIND_IDS["intra"], KIND_IDS["inter"]
 
 T = torch.tensor
 

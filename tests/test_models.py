@@ -1,5 +1,5 @@
 """Model resolution and the token side of training: the built-in tiny-random model, chat-template checks,
-truncation (mapl_cli/models.py, mapl_cli/train/data.py)."""
+truncation (mapl_cli/models.py, mapl_cli/encoding/, mapl_cli/train/data.py)."""
 
 import copy
 import importlib.util
@@ -8,16 +8,10 @@ import pytest
 import torch
 
 from mapl_cli import models
+from mapl_cli.encoding.batch import collate, packed_batch
+from mapl_cli.encoding.tokens import Sequence, encode_pairs, truncate
 from mapl_cli.errors import MaplError
-from mapl_cli.train.data import (
-    Sequence,
-    batch_plan,
-    collate,
-    encode_pairs,
-    packed_batch,
-    split_batch,
-    truncate,
-)
+from mapl_cli.train.data import batch_plan, split_batch
 from tests.train_fixtures import make_rows
 
 

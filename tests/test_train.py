@@ -91,11 +91,12 @@ def test_reward_head_round_trip_gives_identical_scores(pairs, tmp_path):
     through mapl's scoring and through plain transformers."""
     from transformers import AutoModelForSequenceClassification
 
+    from mapl_cli.encoding.batch import packed_batch, padded_batch
+    from mapl_cli.encoding.forward import last_token_rewards
+    from mapl_cli.encoding.tokens import encode_pairs
     from mapl_cli.models import load_tokenizer
     from mapl_cli.pairs import read_pairs
-    from mapl_cli.train.data import encode_pairs, packed_batch, padded_batch
     from mapl_cli.train.objectives import RMObjective
-    from mapl_cli.train.scoring import last_token_rewards
 
     config = _config("rm", pairs, tmp_path / "rm")
     tokenizer = load_tokenizer("tiny-random")
@@ -126,10 +127,11 @@ def test_reward_head_round_trip_gives_identical_scores(pairs, tmp_path):
 
 
 def test_response_logps_padded_and_packed_match_a_full_logits_computation(pairs):
+    from mapl_cli.encoding.batch import packed_batch, padded_batch
+    from mapl_cli.encoding.forward import response_logps
+    from mapl_cli.encoding.tokens import Sequence, encode_pairs
     from mapl_cli.models import load_causal_lm
     from mapl_cli.pairs import read_pairs
-    from mapl_cli.train.data import Sequence, encode_pairs, packed_batch, padded_batch
-    from mapl_cli.train.scoring import response_logps
 
     model, tokenizer = load_causal_lm("tiny-random", "float32", "cpu")
     rows, _ = encode_pairs(read_pairs(pairs), tokenizer)

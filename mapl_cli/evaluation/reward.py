@@ -1,8 +1,8 @@
 """Reward-model evaluation: pairwise accuracy and mean margin on a pairs table, by kind and by condition.
 
 A pair counts as correct when r(prompt_chosen, response_chosen) > r(prompt_rejected, response_rejected).
-Sequences are tokenised and scored with the trainer's own code (`train.data.encode_pairs`,
-`train.scoring.last_token_rewards`), so evaluation reads a reward model exactly as `mapl train-rm` trained it.
+Sequences are tokenised and scored with the code the trainer uses (`encoding.tokens.encode_pairs`,
+`encoding.forward.last_token_rewards`), so evaluation reads a reward model exactly as `mapl train-rm` trained it.
 
     mapl evaluate --reward-model out/rm-bt --reward-model out/rm-mapl --pairs out/heldout --output out/eval-rm
 """
@@ -115,8 +115,9 @@ def pair_margins(model: Any, tokenizer: Any, table: Any, device: Any, batch_size
     """r(chosen side) - r(rejected side) for every pair that survives tokenisation, keyed by pair_id."""
     import torch
 
-    from mapl_cli.train.data import encode_pairs, make_batch
-    from mapl_cli.train.scoring import last_token_rewards
+    from mapl_cli.encoding.batch import make_batch
+    from mapl_cli.encoding.forward import last_token_rewards
+    from mapl_cli.encoding.tokens import encode_pairs
 
     rows, _dropped = encode_pairs(table, tokenizer, max_length=max_length, max_prompt_length=None)
     margins: dict[str, float] = {}

@@ -14,9 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-KIND_STANDARD, KIND_INTRA, KIND_INTER = 0, 1, 2
-KIND_NAMES = ("standard", "intra", "inter")
-KIND_IDS = {name: i for i, name in enumerate(KIND_NAMES)}
+from mapl_cli.encoding.tokens import KIND_IDS
+from mapl_cli.pairs import KINDS
+
+KIND_INTER = KIND_IDS["inter"]
 
 
 def pair_loss(
@@ -49,7 +50,8 @@ def margin_inter_loss(
 
 def row_weights(kinds: torch.Tensor, lambda_intra: float, lambda_inter: float) -> torch.Tensor:
     """Weight per row: 1 for standard, lambda_intra for intra, lambda_inter for inter rows."""
-    table = torch.tensor([1.0, lambda_intra, lambda_inter], dtype=torch.float32, device=kinds.device)
+    weight = {"standard": 1.0, "intra": lambda_intra, "inter": lambda_inter}
+    table = torch.tensor([weight[kind] for kind in KINDS], dtype=torch.float32, device=kinds.device)
     return table[kinds]
 
 
@@ -76,7 +78,7 @@ def combine(
     weighted = (weights * kept).sum()
     total = weighted / norm if float(norm) > 0 else per_row.sum() * 0.0
     by_kind = {}
-    for kind_id, name in enumerate(KIND_NAMES):
+    for kind_id, name in enumerate(KINDS):
         mask = kinds == kind_id
         by_kind[name] = per_row.detach()[mask].mean() if bool(mask.any()) else per_row.new_tensor(float("nan"))
     return total, by_kind

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
+from mapl_cli.encoding.batch import attention_ratio_of, make_batch
+from mapl_cli.encoding.forward import last_token_rewards, response_logps
+from mapl_cli.encoding.tokens import EncodedRow
 from mapl_cli.errors import MaplError
 from mapl_cli.train import losses
 from mapl_cli.train.config import TrainConfig
-from mapl_cli.train.data import EncodedRow, attention_ratio_of, make_batch
-from mapl_cli.train.scoring import last_token_rewards, response_logps
 
 
 @dataclass

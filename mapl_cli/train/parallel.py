@@ -13,7 +13,7 @@ divided by the loss weight of the whole global batch, so the summed gradient is 
 
 The scoring functions call the model's body and head directly (to apply the vocabulary projection to
 response positions only). Under FSDP such a call must run inside the root module's forward hooks, so
-`wrap` registers `model.mapl_call(fn, *args)` as an FSDP forward method; `in_forward(model, fn, *args)`
+`wrap` registers `model.mapl_call(fn, *args)` as an FSDP forward method; `encoding.forward.in_forward`
 uses it when present.
 """
 
@@ -24,12 +24,6 @@ import os
 import torch
 
 TRUE = {"1", "true", "yes"}
-
-
-def in_forward(model, fn, *args):
-    """fn(model, *args), inside the FSDP root's forward hooks when the model is sharded."""
-    call = getattr(model, "mapl_call", None)
-    return call(fn, *args) if call is not None else fn(model, *args)
 
 
 def _copy_views(out):

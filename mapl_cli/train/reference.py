@@ -15,10 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from mapl_cli.encoding.batch import attention_ratio_of, make_batch
+from mapl_cli.encoding.forward import response_logps
+from mapl_cli.encoding.tokens import EncodedRow, Sequence, sequence_key
 from mapl_cli.models import _file_lock, cache_dir
 from mapl_cli.train.checkpoint import WriteError
-from mapl_cli.train.data import EncodedRow, Sequence, attention_ratio_of, make_batch, sequence_key
-from mapl_cli.train.scoring import response_logps
 
 
 def cache_path(fingerprint: str, dtype: torch.dtype) -> Path:

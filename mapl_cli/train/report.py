@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from mapl_cli.train.losses import KIND_NAMES
+from mapl_cli.pairs import KINDS
 
 # Sums accumulated over the rows of one optimizer step (all micro-batches, all processes), then reduced.
 FIELDS = (
     "loss", "rows", "rewards_chosen", "rewards_rejected", "correct", "logps_chosen", "logps_rejected", "tokens",
-    *(f"{what}_{kind}" for kind in KIND_NAMES for what in ("rows", "loss", "correct")),
+    *(f"{what}_{kind}" for kind in KINDS for what in ("rows", "loss", "correct")),
 )
 INDEX = {name: i for i, name in enumerate(FIELDS)}
 
@@ -37,7 +37,7 @@ def accumulate(sums: torch.Tensor, out, loss_part: float) -> None:
         sums[INDEX["logps_chosen"]] += out.logps_chosen.double().sum().item()
         sums[INDEX["logps_rejected"]] += out.logps_rejected.double().sum().item()
     sums[INDEX["tokens"]] += out.tokens
-    for kind_id, kind in enumerate(KIND_NAMES):
+    for kind_id, kind in enumerate(KINDS):
         mask = kinds == kind_id
         sums[INDEX[f"rows_{kind}"]] += mask.sum().item()
         sums[INDEX[f"loss_{kind}"]] += pref[mask].sum().item()
@@ -62,9 +62,9 @@ def summarise(sums: torch.Tensor, with_logps: bool) -> dict:
     if with_logps:
         out["logps/chosen"] = _ratio(s["logps_chosen"], n)
         out["logps/rejected"] = _ratio(s["logps_rejected"], n)
-    for kind in KIND_NAMES:
+    for kind in KINDS:
         out[f"loss/{kind}"] = _ratio(s[f"loss_{kind}"], s[f"rows_{kind}"])
-    for kind in KIND_NAMES:
+    for kind in KINDS:
         out[f"accuracy/{kind}"] = _ratio(s[f"correct_{kind}"], s[f"rows_{kind}"])
     out["rows"] = int(n)
     out["tokens"] = int(s["tokens"])
@@ -118,7 +118,7 @@ def plot_curves(metrics: list[dict], path: Path, title: str, eval_metrics: list[
         return [p[0] for p in pts], [p[1] for p in pts]
 
     left.plot(steps, [m["loss"] for m in metrics], label="loss", color="black")
-    for kind in KIND_NAMES:
+    for kind in KINDS:
         x, y = series(f"loss/{kind}", metrics)
         if x:
             left.plot(x, y, ".-", label=f"loss/{kind}", alpha=0.7)  # markers: a kind may be in few steps

@@ -27,12 +27,13 @@ from pathlib import Path
 import torch
 
 from mapl_cli import __version__
+from mapl_cli.encoding.tokens import encode_pairs
 from mapl_cli.errors import MaplError
 from mapl_cli.manifest import build_manifest, write_json_atomic
 from mapl_cli.models import check_model, fingerprint, load_tokenizer, loading, resolve_dtype
 from mapl_cli.train import checkpoint, report, workspace
 from mapl_cli.train.config import TrainConfig, check_options
-from mapl_cli.train.data import batch_plan, encode_pairs, split_batch
+from mapl_cli.train.data import batch_plan, split_batch
 from mapl_cli.train.inputs import read_inputs
 from mapl_cli.train.losses import combine, row_weights
 from mapl_cli.train.parallel import Parallel

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from mapl_cli.train.parallel import in_forward
+
+def in_forward(model, fn, *args):
+    """fn(model, *args), inside the FSDP root's forward hooks when the model is sharded (`Parallel.wrap`
+    registers `model.mapl_call` for that)."""
+    call = getattr(model, "mapl_call", None)
+    return call(fn, *args) if call is not None else fn(model, *args)
 
 
 def unwrap(model):
