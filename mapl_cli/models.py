@@ -18,6 +18,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,16 @@ SMOLLM2_MISSING = (
 # Bump when the way a built-in folder is produced changes, so stale caches are not reused.
 _BUILD_VERSION = "1"
 TINY_RANDOM_SEED = 1234
+
+
+class Dtype(str, Enum):
+    """The weights dtypes `--dtype` offers (`resolve_dtype` gives the torch dtype): auto is bfloat16 on a GPU
+    that supports it, else float32."""
+
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
 
 
 def cache_dir() -> Path:
@@ -231,18 +242,17 @@ def default_device() -> Any:
 
 
 def resolve_dtype(dtype: str, device: Any = None) -> Any:
-    """torch dtype for `auto|float32|bfloat16|float16`; auto is bf16 on a CUDA device that supports it, else fp32."""
+    """torch dtype for a `Dtype` value; auto is bf16 on a CUDA device that supports it, else fp32."""
     import torch
 
-    if dtype == "auto":
+    if dtype not in {d.value for d in Dtype}:
+        raise MaplError(f"unknown dtype {dtype!r} (expected {', '.join(d.value for d in Dtype)})")
+    if dtype == Dtype.auto:
         dev = torch.device(device) if device is not None else default_device()
         if dev.type == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
-    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in table:
-        raise MaplError(f"unknown dtype {dtype!r} (expected auto, {', '.join(table)})")
-    return table[dtype]
+    return getattr(torch, dtype)
 
 
 def load_causal_lm(name_or_path: str, dtype: str = "auto", device: Any = None) -> tuple[Any, Any]:

@@ -322,28 +322,6 @@ def test_zero_lambdas_leave_intra_and_inter_rows_out_of_batches(tmp_path, monkey
     assert all(r["accuracy/intra"] is None and r["accuracy/inter"] is None for r in records)
 
 
-def test_cli_options_reach_the_training_config(monkeypatch, tmp_path):
-    """Every command parameter becomes the TrainConfig field of the same name, enums and paths as strings."""
-    configs = []
-    monkeypatch.setattr(trainer, "run", lambda config: configs.append(config) or {})
-    args = ["train-dpo", str(tmp_path / "p.parquet"), "--output", str(tmp_path / "o"), "--ref-model", "ref",
-            "--no-precompute-ref", "--beta", "0.2", "--inter-loss", "margin", "--scheduler", "linear", "--dtype",
-            "float32", "--eval-pairs", str(tmp_path / "e.parquet"), "--fsdp", "--lora-r", "4", "--max-steps", "7"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    config = configs[-1]
-    assert (config.stage, config.pairs, config.output) == ("dpo", str(tmp_path / "p.parquet"), str(tmp_path / "o"))
-    assert (config.ref_model, config.precompute_ref, config.beta, config.max_steps) == ("ref", False, 0.2, 7)
-    assert (config.inter_loss, config.scheduler, config.dtype) == ("margin", "linear", "float32")
-    assert config.eval_pairs == str(tmp_path / "e.parquet") and config.fsdp and config.lora_r == 4
-    result = runner.invoke(app, ["train-rm", str(tmp_path / "p.parquet"), "--output", str(tmp_path / "o"),
-                                 "--margin-column", "m", "--center-rewards", "0.01"])
-    assert result.exit_code == 0, result.output
-    config = configs[-1]
-    assert (config.stage, config.margin_column, config.center_rewards) == ("rm", "m", 0.01)
-    assert config.eval_pairs is None and config.inter_loss == "pair" and not config.fsdp
-
-
 def test_run_checks_options_itself(pairs, tmp_path):
     """The Python entry point checks what the CLI checks, before anything is read or written."""
     with pytest.raises(MaplError, match=r"--lr must be a finite number, got nan"):

@@ -21,19 +21,13 @@ import typer
 
 from mapl_cli.commands.parsing import parse_shard
 from mapl_cli.errors import MaplError
+from mapl_cli.models import Dtype
 
 
 class Backend(str, Enum):
     auto = "auto"
     hf = "hf"
     vllm = "vllm"
-
-
-class Dtype(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
 
 
 class LoraMode(str, Enum):
@@ -136,28 +130,18 @@ def command(
 
     config = EvaluateConfig(
         output=output,
-        benchmark=benchmark,
-        models=list(model or []),
-        responses=list(responses or []),
-        reward_models=list(reward_model or []),
-        pairs=pairs,
-        backend=backend.value,
-        sampling=sampling,
-        system_prompt=system_prompt,
-        strip_thinking=strip_thinking,
-        bootstrap=bootstrap,
-        train_manifests=list(train_manifest or []),
-        batch_size=batch_size,
-        dtype=dtype.value,
-        device=device,
-        tensor_parallel_size=tensor_parallel_size,
-        lora_mode=lora_mode.value,
-        limit=limit,
-        shard=parse_shard(shard),
-        merge=list(merge or []),
-        chunk_size=chunk_size,
-        max_length=max_length,
-        resume=resume,
-        force=force,
+        # what is scored
+        benchmark=benchmark, models=list(model or []), responses=list(responses or []),
+        reward_models=list(reward_model or []), pairs=pairs,
+        # how responses are made and read
+        backend=backend.value, sampling=sampling, system_prompt=system_prompt, strip_thinking=strip_thinking,
+        # the report
+        bootstrap=bootstrap, train_manifests=list(train_manifest or []),
+        # loading models
+        batch_size=batch_size, dtype=dtype.value, device=device, tensor_parallel_size=tensor_parallel_size,
+        lora_mode=lora_mode.value, max_length=max_length,
+        # which prompts, and the output folder
+        limit=limit, shard=parse_shard(shard), merge=list(merge or []), chunk_size=chunk_size,
+        resume=resume, force=force,
     )
     run(config)

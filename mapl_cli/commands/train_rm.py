@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from mapl_cli.train import options as o
+from mapl_cli.train.config import TrainConfig, check_options
 
 
 def command(
@@ -38,7 +39,7 @@ def command(
     shuffle: o.Shuffle = True,
     packing: o.Packing = True,
     gradient_checkpointing: o.GradCkpt = False,
-    dtype: o.DtypeOpt = o.Dtype.auto,
+    dtype: o.DtypeOpt = o.TrainDtype.auto,
     lora_r: o.LoraR = 0,
     lora_alpha: o.LoraAlpha = None,
     lora_targets: o.LoraTargets = "all-linear",
@@ -52,7 +53,26 @@ def command(
     progress: o.Progress = True,
 ) -> None:
     """Train a reward model (one-output sequence-classification head) on a pairs table with the MAPL objectives."""
-    config = o.train_config("rm", locals())  # first: locals() is the parameters alone
+    config = TrainConfig(
+        stage="rm", pairs=str(pairs), output=str(output), model=model,
+        eval_pairs=None if eval_pairs is None else str(eval_pairs),
+        # schedule
+        epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        warmup_steps=warmup_steps, scheduler=scheduler.value, weight_decay=weight_decay,
+        max_grad_norm=max_grad_norm, seed=seed,
+        # data
+        max_length=max_length, max_prompt_length=max_prompt_length, shuffle=shuffle, packing=packing,
+        # objective
+        lambda_intra=lambda_intra, lambda_inter=lambda_inter, inter_loss=inter_loss.value,
+        # rm only
+        margin_column=margin_column, center_rewards=center_rewards,
+        # model
+        dtype=dtype.value, gradient_checkpointing=gradient_checkpointing, lora_r=lora_r, lora_alpha=lora_alpha,
+        lora_targets=lora_targets, merge_lora=merge_lora, fsdp=fsdp,
+        # bookkeeping
+        eval_every=eval_every, save_every=save_every, resume=resume, force=force, progress=progress,
+    )
+    check_options(config)  # one line naming an out-of-range option, before anything is read or written
     from mapl_cli.train.trainer import run
 
     summary = run(config)

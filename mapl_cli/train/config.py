@@ -11,13 +11,15 @@ import math
 from dataclasses import dataclass, fields
 
 from mapl_cli.errors import MaplError
+from mapl_cli.models import Dtype
 
 # Learning-rate defaults (DESIGN.md: RM 1e-5 and DPO 1e-6 for a full fine-tune, after Rc-BT/Rc-DPO);
 # LoRA trains far fewer parameters and needs a larger step.
 DEFAULT_LR = {("rm", False): 1e-5, ("rm", True): 1e-4, ("dpo", False): 1e-6, ("dpo", True): 5e-5}
 SCHEDULERS = ("cosine", "linear", "constant")
 INTER_LOSSES = ("pair", "margin")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Training offers every dtype but float16: the trainer has no loss scaling, which float16 gradients need.
+DTYPES = tuple(d.value for d in Dtype if d is not Dtype.float16)
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes at most 64 bits
 FLOAT32_MAX = 3.4028234663852886e38
 

@@ -1,27 +1,16 @@
-"""Typer option types shared by `mapl train-rm` and `mapl train-dpo` (typer and the standard library only,
-so `mapl --help` does not import torch)."""
+"""Typer option types shared by `mapl train-rm` and `mapl train-dpo`; each command turns its parameters into a
+`TrainConfig` field by field. No torch import here, so `mapl --help` stays light."""
 
 from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-
-def train_config(stage: str, params: dict[str, Any]):
-    """The checked `TrainConfig` for a command's parameters (as Typer passed them: enums and paths become
-    strings). A value out of range ends the command here with one line naming the option, before anything
-    is read, loaded or written."""
-    from mapl_cli.train.config import TrainConfig, check_options
-
-    def plain(value):
-        return value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
-
-    config = TrainConfig(stage=stage, **{name: plain(value) for name, value in params.items()})
-    check_options(config)
-    return config
+from mapl_cli.models import Dtype
+from mapl_cli.train.config import DTYPES
 
 
 class Scheduler(str, Enum):
@@ -35,11 +24,8 @@ class InterLoss(str, Enum):
     margin = "margin"
 
 
-class Dtype(str, Enum):
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-
+#: `Dtype` less what training does not offer (config.DTYPES).
+TrainDtype = Enum("TrainDtype", {d.name: d.value for d in Dtype if d.value in DTYPES}, type=str)
 
 Pairs = Annotated[Path, typer.Argument(help="pairs.parquet written by `mapl synthesize` (or a folder holding one).")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output folder: model/, metrics.jsonl, curves.png, manifest.json, checkpoints/.")]
@@ -55,7 +41,7 @@ SchedulerOpt = Annotated[Scheduler, typer.Option(help="Learning-rate schedule af
 WeightDecay = Annotated[float, typer.Option(help="AdamW weight decay (not applied to biases and norms).")]
 MaxGradNorm = Annotated[float, typer.Option(help="Clip the global gradient norm to this value (0: no clipping).")]
 GradCkpt = Annotated[bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass: less memory, a little more compute.")]
-DtypeOpt = Annotated[Dtype, typer.Option(help="Weights dtype: auto is bfloat16 on a GPU that supports it, else float32 (bfloat16 is very slow on CPUs without native support).")]
+DtypeOpt = Annotated[TrainDtype, typer.Option(help="Weights dtype: auto is bfloat16 on a GPU that supports it, else float32 (bfloat16 is very slow on CPUs without native support).")]
 Seed = Annotated[int, typer.Option(help="Seed for the batch order and for new weights (reward head).")]
 MaxLength = Annotated[int, typer.Option(help="Longest prompt+response in tokens; responses are cut at the end (rows whose response would be empty are dropped and counted).")]
 MaxPromptLength = Annotated[int, typer.Option(help="Longest prompt in tokens; prompts keep their end (the instructions and the generation prompt).")]
