@@ -1,18 +1,24 @@
-"""The two training objectives, behind one small interface the training loop calls.
+"""The two training objectives, behind the one small interface (`Objective`) the training loop calls.
 
-An objective builds its model and, for a micro-batch of encoded rows, runs one forward over all their
-sequences and returns per-row scores and losses. The loss math itself lives in `losses.py`.
+An objective builds its model, prepares whatever reference it scores against, and, for a micro-batch of
+encoded rows, runs one forward over all their sequences and returns per-row scores and losses; it also
+writes the trained model. The loss math itself lives in `losses.py`.
 
-    objective = DPOObjective(config, device, dtype, tokenizer)
+    objective = make_objective(config, device, dtype, tokenizer)      # DPOObjective or RMObjective
     model = objective.build()
-    out = objective.forward(model, rows)     # RowOutputs
+    info = objective.prepare_reference(model, rows, par, console)     # DPO: reference log-probs
+    out = objective.forward(model, rows)                              # RowOutputs
+    objective.save_model(model, folder)
 """
 
 from __future__ import annotations
 
 import copy
+import gc
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -36,6 +42,32 @@ class RowOutputs:
     tokens: int  # real tokens in the forward
     logps_chosen: torch.Tensor | None = None
     logps_rejected: torch.Tensor | None = None
+
+
+class Objective(Protocol):
+    """What the training loop needs from a training objective."""
+
+    stage: str  # "dpo" or "rm": names the command, the progress bar and the manifest
+    with_logps: bool  # whether RowOutputs carry policy log-probs (reported as logps/chosen, logps/rejected)
+
+    def build(self, device=None, state=None):
+        """The model to train, on `device` (default: the objective's), with `state` loaded when given."""
+
+    def prepare_reference(self, model, rows: list[EncodedRow], par, console) -> dict:
+        """Whatever the scores are measured against, before the model is sharded; returns manifest fields."""
+
+    def forward(self, model, rows: list[EncodedRow]) -> RowOutputs:
+        """One forward over the rows' sequences: per-row losses (with grad) and scores."""
+
+    def save_model(self, model, folder) -> None:
+        """Write the trained model (and tokenizer) in the Hugging Face layout."""
+
+
+def make_objective(config: TrainConfig, device, dtype, tokenizer, margins: dict[str, float] | None = None) -> Objective:
+    """The objective of `config.stage` (`margins`: per-pair reward margins, reward models only)."""
+    if config.stage == "dpo":
+        return DPOObjective(config, device, dtype, tokenizer)
+    return RMObjective(config, device, dtype, tokenizer, margins)
 
 
 def _layout(rows: list[EncodedRow], with_base: bool):
@@ -93,6 +125,7 @@ class DPOObjective:
     """s = beta * (log pi(y|x) - log pi_ref(y|x)), log-probs summed over response tokens."""
 
     stage = "dpo"
+    with_logps = True
 
     def __init__(self, config: TrainConfig, device, dtype, tokenizer):
         self.config, self.device, self.dtype, self.tokenizer = config, device, dtype, tokenizer
@@ -111,6 +144,33 @@ class DPOObjective:
         if self.config.lora:
             model = apply_lora(model, self.config, "CAUSAL_LM")
         return _prepare(model, self.config, state)
+
+    def prepare_reference(self, model, rows: list[EncodedRow], par, console) -> dict:
+        """With --precompute-ref (default): reference log-probs of every sequence, from the on-disk cache or one
+        no-grad pass sharded by rows over processes; a separate reference model is freed afterwards.
+        Otherwise a reference kept for the loop: a frozen copy (wrapped like the policy) or, with LoRA and no
+        --ref-model, the policy itself with its adapters disabled."""
+        if not self.config.precompute_ref:
+            if self.config.ref_model or not self.config.lora:
+                self.ref_model = par.wrap(self.load_reference(model))
+            return {"reference": "in-loop " + ("adapters disabled" if self.ref_model is None else "frozen copy")}
+        from mapl_cli.models import fingerprint
+        from mapl_cli.train.reference import cache_path, precompute
+
+        path = cache_path(fingerprint(self.config.ref_model or self.config.model), self.dtype)
+        ref = self.load_reference(model) if self.config.ref_model else model
+        t0 = time.time()
+        with self.reference_context(ref):
+            self.ref_cache, computed = precompute(
+                ref, rows, path, 2 * self.config.batch_size, par.device, self.tokenizer.pad_token_id, par.rank,
+                par.world, packing=self.config.packing,
+            )
+        if ref is not model:
+            del ref
+            gc.collect()
+        if par.rank == 0:
+            console.print(f"reference log-probs: {computed} computed, the rest from {path} ({time.time() - t0:.1f} s)")
+        return {"reference": "precomputed", "reference_cache": str(path), "reference_computed": computed}
 
     def load_reference(self, policy):
         """The reference model for a pass: --ref-model, else the starting policy (LoRA: adapters disabled)."""
@@ -172,6 +232,7 @@ class RMObjective:
     """s = r(x, y) from a one-output sequence-classification head at the last real token."""
 
     stage = "rm"
+    with_logps = False
 
     def __init__(self, config: TrainConfig, device, dtype, tokenizer, margins: dict[str, float] | None = None):
         self.config, self.device, self.dtype, self.tokenizer = config, device, dtype, tokenizer
@@ -198,6 +259,10 @@ class RMObjective:
         if self.config.lora:
             model = apply_lora(model, self.config, "SEQ_CLS")
         return _prepare(model, self.config, state)
+
+    def prepare_reference(self, model, rows: list[EncodedRow], par, console) -> dict:
+        """A reward model is scored on its own: no reference."""
+        return {}
 
     def forward(self, model, rows: list[EncodedRow]) -> RowOutputs:
         cfg = self.config

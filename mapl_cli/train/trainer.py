@@ -15,7 +15,6 @@ loss is already divided by the loss weight of the whole global batch, so the sum
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import shutil
@@ -30,12 +29,13 @@ from mapl_cli import __version__
 from mapl_cli.encoding.tokens import encode_pairs
 from mapl_cli.errors import MaplError
 from mapl_cli.manifest import build_manifest, write_json_atomic
-from mapl_cli.models import check_model, fingerprint, load_tokenizer, loading, resolve_dtype
+from mapl_cli.models import check_model, load_tokenizer, loading, resolve_dtype
 from mapl_cli.train import checkpoint, report, workspace
 from mapl_cli.train.config import TrainConfig, check_options
 from mapl_cli.train.data import batch_plan, split_batch
 from mapl_cli.train.inputs import read_inputs
 from mapl_cli.train.losses import combine, row_weights
+from mapl_cli.train.objectives import make_objective
 from mapl_cli.train.parallel import Parallel
 
 
@@ -68,42 +68,6 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _make_objective(config: TrainConfig, device, dtype, tokenizer, margins):
-    from mapl_cli.train.objectives import DPOObjective, RMObjective
-
-    if config.stage == "dpo":
-        return DPOObjective(config, device, dtype, tokenizer)
-    return RMObjective(config, device, dtype, tokenizer, margins)
-
-
-def _setup_reference(objective, model, rows, config, par: Parallel, console) -> dict:
-    """DPO: precompute and cache reference log-probs (freeing the reference), or keep a reference for the loop.
-    Runs before the policy is sharded: the precompute pass shards rows, not weights."""
-    if config.stage != "dpo":
-        return {}
-    if not config.precompute_ref:
-        if config.ref_model or not config.lora:
-            objective.ref_model = par.wrap(objective.load_reference(model))
-        return {"reference": "in-loop " + ("adapters disabled" if objective.ref_model is None else "frozen copy")}
-    from mapl_cli.train.reference import cache_path, precompute
-
-    ref_name = config.ref_model or config.model
-    path = cache_path(fingerprint(ref_name), objective.dtype)
-    ref = objective.load_reference(model) if config.ref_model else model
-    t0 = time.time()
-    with objective.reference_context(ref):
-        objective.ref_cache, computed = precompute(
-            ref, rows, path, 2 * config.batch_size, par.device, objective.tokenizer.pad_token_id, par.rank, par.world,
-            packing=config.packing,
-        )
-    if ref is not model:
-        del ref
-        gc.collect()
-    if par.rank == 0:
-        console.print(f"reference log-probs: {computed} computed, the rest from {path} ({time.time() - t0:.1f} s)")
-    return {"reference": "precomputed", "reference_cache": str(path), "reference_computed": computed}
-
-
 def _optimizer(model, config: TrainConfig, total_steps: int):
     from transformers import get_scheduler
 
@@ -134,7 +98,7 @@ def _evaluate(objective, model, rows, config, par: Parallel) -> dict:
             report.accumulate(sums, out, float(part))
         for _ in range(par.pad_batches(len(rows), config.batch_size) - len(batches)):
             objective.forward(model, [rows[by_length[0]]])  # same forward count on every process (FSDP)
-    return report.summarise(par.all_reduce(sums), config.stage == "dpo")
+    return report.summarise(par.all_reduce(sums), objective.with_logps)
 
 
 def _progress(enabled: bool, console):
@@ -187,7 +151,7 @@ def run(config: TrainConfig, on_step=None) -> dict:
     check_options(config)
     inputs = read_inputs(config)
     check_model(config.model, "--model")
-    if config.stage == "dpo" and config.ref_model:
+    if config.ref_model:
         check_model(config.ref_model, "--ref-model")
     ws = workspace.plan(config)
     par = Parallel.from_env(config.fsdp)
@@ -197,8 +161,14 @@ def run(config: TrainConfig, on_step=None) -> dict:
         global_batch = config.batch_size * config.grad_accum * par.world
         workspace.check_same_run(ws, config, inputs.data, str(dtype), global_batch)
         saved = checkpoint.read(ws.resume_from)  # files only, checked before the tokenizer and model load
+    recipe = Recipe(config, ws, par, inputs, dtype, console, started)
     try:
-        return _train(config, on_step, ws, par, inputs, saved, dtype, console, started)
+        done = recipe.setup(saved)
+        saved = None  # its tensors are in the model and optimizer now
+        if done is not None:
+            return done
+        recipe.train(on_step)
+        return recipe.finish()
     except BaseException as err:
         interrupted = isinstance(err, (TrainingInterrupted, KeyboardInterrupt))
         note = workspace.clean_up(ws, interrupted) if par.rank == 0 else ""
@@ -213,164 +183,201 @@ def run(config: TrainConfig, on_step=None) -> dict:
         raise
 
 
-def _train(config: TrainConfig, on_step, ws: workspace.Workspace, par: Parallel, inputs, saved, dtype, console,
-           started) -> dict:
-    rank, world, device = par.rank, par.world, par.device
-    if config.fsdp and world == 1:
-        console.print("--fsdp: one process, nothing to shard; training the whole model here")
-    torch.manual_seed(config.seed)
-    with loading(config.model):
-        tokenizer = load_tokenizer(config.model)
-    with_base = config.inter_loss == "margin"
-    rows, dropped = encode_pairs(inputs.table, tokenizer, config.max_length, config.max_prompt_length, with_base)
-    eval_rows, eval_dropped = ([], {})
-    if inputs.eval_table is not None:
-        eval_rows, eval_dropped = encode_pairs(inputs.eval_table, tokenizer, config.max_length, config.max_prompt_length, with_base)
-    if not rows:
-        raise MaplError(f"{config.pairs}: no usable rows after truncation ({dropped})")
-    global_batch = config.batch_size * config.grad_accum * world
-    steps_per_epoch = len(batch_plan(rows, global_batch, config.seed, 0, config.shuffle))
-    if steps_per_epoch == 0:
-        raise MaplError(
-            f"{len(rows)} usable rows are fewer than one global batch of {global_batch} "
-            f"(--batch-size {config.batch_size} x --grad-accum {config.grad_accum} x {world} processes)"
-        )
-    total_steps = config.max_steps or config.epochs * steps_per_epoch
+class Recipe:
+    """One training run in three steps: `setup` (tokenise, build the model and its reference, the optimizer,
+    restore a checkpoint), `train` (the optimizer steps) and `finish` (final checkpoint and evaluation, the
+    model, curves and manifest). What differs between a reward model and a DPO policy lives in the
+    objective (`objectives.py`); nothing here branches on the stage."""
 
-    if saved is not None:
-        workspace.check_schedule(ws, config, total_steps, saved.step)
-        if workspace.finished(ws, total_steps, saved.step):
-            _shared(par, lambda: workspace.promote(ws) if rank == 0 else None)
-            console.print(f"{ws.out}: already finished ({total_steps} steps); nothing to do")
-            return {"output": str(ws.out), "model": str(ws.out / "model"), "steps": total_steps, "already_finished": True}
+    def __init__(self, config: TrainConfig, ws: workspace.Workspace, par: Parallel, inputs, dtype, console, started):
+        self.config, self.ws, self.par, self.inputs = config, ws, par, inputs
+        self.dtype, self.console, self.started = dtype, console, started
+        self.metrics_path, self.eval_path = ws.work / "metrics.jsonl", ws.work / "eval_metrics.jsonl"
+        self.memory: dict = {}
+        self.step_time_total, self.steps_done = 0.0, 0
 
-    objective = _make_objective(config, device, dtype, tokenizer, inputs.margins)
-    with loading(config.model):
-        model = objective.build()
-    model.train()
-    par.broadcast_parameters(model)  # identical start on every process
-    ref_info = _setup_reference(objective, model, rows + eval_rows, config, par, console)
-    model = par.wrap(model)
-    params, optimizer, scheduler = _optimizer(model, config, total_steps)
+    def setup(self, saved) -> dict | None:
+        """Everything before the first step; returns a summary instead when a resumed run had already finished."""
+        config, par, ws = self.config, self.par, self.ws
+        if config.fsdp and par.world == 1:
+            self.console.print("--fsdp: one process, nothing to shard; training the whole model here")
+        torch.manual_seed(config.seed)
+        with loading(config.model):
+            tokenizer = load_tokenizer(config.model)
+        self._encode(tokenizer)
+        self._schedule()
+        if saved is not None:
+            workspace.check_schedule(ws, config, self.total_steps, saved.step)
+            if workspace.finished(ws, self.total_steps, saved.step):
+                _shared(par, lambda: workspace.promote(ws) if par.rank == 0 else None)
+                self.console.print(f"{ws.out}: already finished ({self.total_steps} steps); nothing to do")
+                return {"output": str(ws.out), "model": str(ws.out / "model"), "steps": self.total_steps,
+                        "already_finished": True}
+        self.objective = make_objective(config, par.device, self.dtype, tokenizer, self.inputs.margins)
+        with loading(config.model):
+            model = self.objective.build()
+        model.train()
+        par.broadcast_parameters(model)  # identical start on every process
+        # Before sharding: the reference precompute splits rows across processes, not weights.
+        self.ref_info = self.objective.prepare_reference(model, self.rows + self.eval_rows, par, self.console)
+        self.model = par.wrap(model)
+        self.params, self.optimizer, self.scheduler = _optimizer(self.model, config, self.total_steps)
+        self.start_step = 0
+        if saved is not None:
+            self.start_step = checkpoint.apply(saved, par, self.model, self.optimizer, self.scheduler)
+            if par.rank == 0:
+                self.console.print(f"resuming from {ws.resume_from} (step {self.start_step} of {self.total_steps})")
+        if par.rank == 0:
+            workspace.prepare(ws)
+            for path in (self.metrics_path, self.eval_path):
+                report.truncate_jsonl(path, self.start_step) if self.start_step else path.unlink(missing_ok=True)
+        self.meta = {"config": asdict(config), "world_size": par.world, "strategy": par.strategy,
+                     "total_steps": self.total_steps, "data": self.inputs.data, "dtype_resolved": str(self.dtype),
+                     "mapl_version": __version__}
+        return None
 
-    start_step = 0
-    if saved is not None:
-        start_step = checkpoint.apply(saved, par, model, optimizer, scheduler)
-        saved = None
-        if rank == 0:
-            console.print(f"resuming from {ws.resume_from} (step {start_step} of {total_steps})")
-    metrics_path, eval_path = ws.work / "metrics.jsonl", ws.work / "eval_metrics.jsonl"
-    if rank == 0:
-        workspace.prepare(ws)
-        for path in (metrics_path, eval_path):
-            report.truncate_jsonl(path, start_step) if start_step else path.unlink(missing_ok=True)
+    def _encode(self, tokenizer) -> None:
+        config, inputs = self.config, self.inputs
+        with_base = config.inter_loss == "margin"
+        self.rows, self.dropped = encode_pairs(inputs.table, tokenizer, config.max_length, config.max_prompt_length, with_base)
+        self.eval_rows, self.eval_dropped = ([], {})
+        if inputs.eval_table is not None:
+            self.eval_rows, self.eval_dropped = encode_pairs(
+                inputs.eval_table, tokenizer, config.max_length, config.max_prompt_length, with_base)
+        if not self.rows:
+            raise MaplError(f"{config.pairs}: no usable rows after truncation ({self.dropped})")
 
-    meta = {"config": asdict(config), "world_size": world, "strategy": par.strategy, "total_steps": total_steps,
-            "data": inputs.data, "dtype_resolved": str(dtype), "mapl_version": __version__}
+    def _schedule(self) -> None:
+        config, world = self.config, self.par.world
+        self.global_batch = config.batch_size * config.grad_accum * world
+        self.steps_per_epoch = len(batch_plan(self.rows, self.global_batch, config.seed, 0, config.shuffle))
+        if self.steps_per_epoch == 0:
+            raise MaplError(
+                f"{len(self.rows)} usable rows are fewer than one global batch of {self.global_batch} "
+                f"(--batch-size {config.batch_size} x --grad-accum {config.grad_accum} x {world} processes)"
+            )
+        self.total_steps = config.max_steps or config.epochs * self.steps_per_epoch
+        self.plans: dict[int, list[list[int]]] = {}
 
-    def save_checkpoint(step: int) -> Path | None:
-        return _shared(par, lambda: checkpoint.save(ws.checkpoints, step, par, model, optimizer, scheduler, meta,
-                                                    config.keep_checkpoints))
+    def train(self, on_step=None) -> None:
+        """The optimizer steps from `start_step`; SIGINT/SIGTERM (or `on_step` returning True) writes a
+        checkpoint and raises TrainingInterrupted."""
+        config, par, total = self.config, self.par, self.total_steps
+        self.last_saved = self.start_step if self.start_step else None
+        with _StopFlag() as stop, _progress(config.progress and par.rank == 0, self.console) as bar:
+            task = bar.add_task(f"train-{config.stage}", total=total, completed=self.start_step, info="")
+            for step in range(self.start_step, total):
+                record = self._step(step)
+                if par.rank == 0:
+                    report.append_jsonl(self.metrics_path, record)
+                bar.update(task, advance=1, info=f"loss {_fmt(record['loss'])} acc {_fmt(record['rewards/accuracies'])}")
+                if self.eval_rows and config.eval_every and (step + 1) % config.eval_every == 0:
+                    evaluation = _evaluate(self.objective, self.model, self.eval_rows, config, par)
+                    if par.rank == 0:
+                        report.append_jsonl(self.eval_path, {"step": step + 1, **evaluation})
+                if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total:
+                    self._save_checkpoint(step + 1)
+                want_stop = torch.tensor([1.0 if stop.signal is not None or (on_step and on_step(step + 1, record)) else 0.0])
+                if float(par.all_reduce(want_stop)) > 0 and step + 1 < total:
+                    path = self._save_checkpoint(step + 1) if self.last_saved != step + 1 else checkpoint.latest(self.ws.checkpoints)
+                    par.barrier()  # no process exits (and gets the others killed) before rank 0 has written
+                    how = "" if self.ws.staged else "; continue with the same command and --resume"
+                    raise TrainingInterrupted(f"interrupted at step {step + 1} of {total}; checkpoint {path or self.ws.checkpoints}{how}")
 
-    plans: dict[int, list[list[int]]] = {}
-    memory: dict = {}
-    last_saved = start_step if start_step else None
-    step_time_total, steps_done = 0.0, 0
-    with _StopFlag() as stop, _progress(config.progress and rank == 0, console) as bar:
-        task = bar.add_task(f"train-{config.stage}", total=total_steps, completed=start_step, info="")
-        for step in range(start_step, total_steps):
-            t0 = time.time()
-            epoch, position = divmod(step, steps_per_epoch)
-            if epoch not in plans:
-                plans[epoch] = batch_plan(rows, global_batch, config.seed, epoch, config.shuffle)
-            batch = plans[epoch][position]
-            weight = float(row_weights(torch.tensor([rows[i].kind for i in batch]), config.lambda_intra, config.lambda_inter).sum())
-            micro_batches = split_batch(batch, rows, config.grad_accum * world)
-            sums = report.new_sums()
-            mine = micro_batches[rank * config.grad_accum : (rank + 1) * config.grad_accum]
-            for n, micro in enumerate(mine):
-                par.micro_batch(model, last=n == len(mine) - 1)
-                out_rows = objective.forward(model, [rows[i] for i in micro])
-                part, _ = combine(out_rows.loss, out_rows.kinds, config.lambda_intra, config.lambda_inter, denominator=weight)
-                part.backward()
-                report.accumulate(sums, out_rows, float(part.detach()))
-            par.sync_gradients(params)
-            grad_norm = par.clip(params, config.max_grad_norm)
-            par.all_reduce(sums)
-            loss = float(sums[report.INDEX["loss"]])
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                raise MaplError(
-                    f"non-finite {'loss' if not math.isfinite(loss) else 'gradient norm'} at step {step + 1}; "
-                    f"stopped without updating the weights{_last_good(ws)} "
-                    "(try a lower --lr, --max-grad-norm, or --dtype float32)"
-                )
-            lr = scheduler.get_last_lr()[0]
-            try:
-                optimizer.step()
-            except RuntimeError as err:
-                if "overflow" not in str(err):
-                    raise
-                raise MaplError(f"the update at step {step + 1} overflows float32{_last_good(ws)} (try a lower --lr)") from None
-            if not _weights_finite(params, par):
-                raise MaplError(
-                    f"the weights became non-finite (NaN or Inf) at step {step + 1}, after a finite loss "
-                    f"({loss:.4g}); nothing from that step was written{_last_good(ws)} (try a lower --lr)"
-                )
-            if steps_done == 0:  # gradients and optimizer state exist now; the peak is refreshed at the end
-                memory = par.memory(model, optimizer)
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            elapsed = time.time() - t0
-            step_time_total += elapsed
-            steps_done += 1
-            record = {"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 4), "lr": lr,
-                      **report.summarise(sums, config.stage == "dpo"), "grad_norm": grad_norm,
-                      "seconds_per_step": round(elapsed, 4),
-                      "tokens_per_second": round(float(sums[report.INDEX["tokens"]]) / elapsed, 2),
-                      "elapsed_s": round(time.time() - started, 2)}
-            if rank == 0:
-                report.append_jsonl(metrics_path, record)
-            bar.update(task, advance=1, info=f"loss {_fmt(record['loss'])} acc {_fmt(record['rewards/accuracies'])}")
-            if eval_rows and config.eval_every and (step + 1) % config.eval_every == 0:
-                evaluation = _evaluate(objective, model, eval_rows, config, par)
-                if rank == 0:
-                    report.append_jsonl(eval_path, {"step": step + 1, **evaluation})
-            if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total_steps:
-                save_checkpoint(step + 1)
-                last_saved = step + 1
-            want_stop = torch.tensor([1.0 if stop.signal is not None or (on_step and on_step(step + 1, record)) else 0.0])
-            if float(par.all_reduce(want_stop)) > 0 and step + 1 < total_steps:
-                path = save_checkpoint(step + 1) if last_saved != step + 1 else checkpoint.latest(ws.checkpoints)
-                par.barrier()  # no process exits (and gets the others killed) before rank 0 has written
-                how = "" if ws.staged else "; continue with the same command and --resume"
-                raise TrainingInterrupted(f"interrupted at step {step + 1} of {total_steps}; checkpoint {path or ws.checkpoints}{how}")
+    def _save_checkpoint(self, step: int) -> Path | None:
+        path = _shared(self.par, lambda: checkpoint.save(self.ws.checkpoints, step, self.par, self.model, self.optimizer,
+                                                         self.scheduler, self.meta, self.config.keep_checkpoints))
+        self.last_saved = step
+        return path
 
-    if last_saved != total_steps:  # before the final evaluation: Ctrl-C during it can still --resume
-        save_checkpoint(total_steps)
-    final_eval = None
-    if eval_rows:
-        final_eval = _evaluate(objective, model, eval_rows, config, par)
-        if rank == 0 and not (config.eval_every and total_steps % config.eval_every == 0):
-            report.append_jsonl(eval_path, {"step": total_steps, **final_eval})
-    if memory:
-        memory.update({k: v for k, v in par.memory(model, optimizer).items() if k.startswith("peak")})
-    final = model
-    if par.sharded:  # gather the full weights on rank 0 into an unsharded copy to write
-        state = par.full_state(model)
-        final = objective.build(device=torch.device("cpu"), state=state) if rank == 0 else None
-        del state
-    counts = {
-        "rows": inputs.table.num_rows, **inputs.counts, "rows_used": len(rows), "dropped": dropped,
-        "eval_rows": len(eval_rows), "eval_dropped": eval_dropped, "steps": total_steps, "resumed_from_step": start_step,
-        "steps_per_epoch": steps_per_epoch, "global_batch": global_batch, "world_size": world, "strategy": par.strategy,
-    }
-    extra = {"final_eval": final_eval, "memory_rank0": memory, **ref_info,
-             "mean_seconds_per_step": round(step_time_total / steps_done, 4) if steps_done else None}
-    with _StopFlag():  # the last writes and the swap into place are not cut short by Ctrl-C
-        summary = _shared(par, lambda: _finish(ws, objective, final, config, counts, extra, dtype, device, started)
-                          if rank == 0 else {})
-    par.barrier()
-    return summary
+    def _step(self, step: int) -> dict:
+        """One optimizer step over global batch `step`: forward and backward every micro-batch of this process,
+        reduce, check, update. Returns the step's metrics record."""
+        config, par, rows = self.config, self.par, self.rows
+        t0 = time.time()
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if epoch not in self.plans:
+            self.plans[epoch] = batch_plan(rows, self.global_batch, config.seed, epoch, config.shuffle)
+        batch = self.plans[epoch][position]
+        weight = float(row_weights(torch.tensor([rows[i].kind for i in batch]), config.lambda_intra, config.lambda_inter).sum())
+        micro_batches = split_batch(batch, rows, config.grad_accum * par.world)
+        sums = report.new_sums()
+        mine = micro_batches[par.rank * config.grad_accum : (par.rank + 1) * config.grad_accum]
+        for n, micro in enumerate(mine):
+            par.micro_batch(self.model, last=n == len(mine) - 1)
+            out = self.objective.forward(self.model, [rows[i] for i in micro])
+            part, _ = combine(out.loss, out.kinds, config.lambda_intra, config.lambda_inter, denominator=weight)
+            part.backward()
+            report.accumulate(sums, out, float(part.detach()))
+        par.sync_gradients(self.params)
+        grad_norm = par.clip(self.params, config.max_grad_norm)
+        par.all_reduce(sums)
+        loss = float(sums[report.INDEX["loss"]])
+        lr = self.scheduler.get_last_lr()[0]
+        self._update(step, loss, grad_norm)
+        elapsed = time.time() - t0
+        self.step_time_total += elapsed
+        self.steps_done += 1
+        return {"step": step + 1, "epoch": round((step + 1) / self.steps_per_epoch, 4), "lr": lr,
+                **report.summarise(sums, self.objective.with_logps), "grad_norm": grad_norm,
+                "seconds_per_step": round(elapsed, 4),
+                "tokens_per_second": round(float(sums[report.INDEX["tokens"]]) / elapsed, 2),
+                "elapsed_s": round(time.time() - self.started, 2)}
+
+    def _update(self, step: int, loss: float, grad_norm: float) -> None:
+        """Apply the step's gradients, refusing any non-finite loss, gradient, update or resulting weight."""
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            raise MaplError(
+                f"non-finite {'loss' if not math.isfinite(loss) else 'gradient norm'} at step {step + 1}; "
+                f"stopped without updating the weights{_last_good(self.ws)} "
+                "(try a lower --lr, --max-grad-norm, or --dtype float32)"
+            )
+        try:
+            self.optimizer.step()
+        except RuntimeError as err:
+            if "overflow" not in str(err):
+                raise
+            raise MaplError(f"the update at step {step + 1} overflows float32{_last_good(self.ws)} (try a lower --lr)") from None
+        if not _weights_finite(self.params, self.par):
+            raise MaplError(
+                f"the weights became non-finite (NaN or Inf) at step {step + 1}, after a finite loss "
+                f"({loss:.4g}); nothing from that step was written{_last_good(self.ws)} (try a lower --lr)"
+            )
+        if self.steps_done == 0:  # gradients and optimizer state exist now; the peak is refreshed at the end
+            self.memory = self.par.memory(self.model, self.optimizer)
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def finish(self) -> dict:
+        """After the last step: the final checkpoint and evaluation, then (rank 0) the model and manifest."""
+        config, par, total = self.config, self.par, self.total_steps
+        if self.last_saved != total:  # before the final evaluation: Ctrl-C during it can still --resume
+            self._save_checkpoint(total)
+        final_eval = None
+        if self.eval_rows:
+            final_eval = _evaluate(self.objective, self.model, self.eval_rows, config, par)
+            if par.rank == 0 and not (config.eval_every and total % config.eval_every == 0):
+                report.append_jsonl(self.eval_path, {"step": total, **final_eval})
+        if self.memory:
+            self.memory.update({k: v for k, v in par.memory(self.model, self.optimizer).items() if k.startswith("peak")})
+        final = self.model
+        if par.sharded:  # gather the full weights on rank 0 into an unsharded copy to write
+            state = par.full_state(self.model)
+            final = self.objective.build(device=torch.device("cpu"), state=state) if par.rank == 0 else None
+            del state
+        counts = {
+            "rows": self.inputs.table.num_rows, **self.inputs.counts, "rows_used": len(self.rows), "dropped": self.dropped,
+            "eval_rows": len(self.eval_rows), "eval_dropped": self.eval_dropped, "steps": total,
+            "resumed_from_step": self.start_step, "steps_per_epoch": self.steps_per_epoch,
+            "global_batch": self.global_batch, "world_size": par.world, "strategy": par.strategy,
+        }
+        extra = {"final_eval": final_eval, "memory_rank0": self.memory, **self.ref_info,
+                 "mean_seconds_per_step": round(self.step_time_total / self.steps_done, 4) if self.steps_done else None}
+        with _StopFlag():  # the last writes and the swap into place are not cut short by Ctrl-C
+            summary = _shared(par, lambda: _finish(self.ws, self.objective, final, config, counts, extra, self.dtype,
+                                                   par.device, self.started) if par.rank == 0 else {})
+        par.barrier()
+        return summary
 
 
 def _write_model(objective, model, ws: workspace.Workspace) -> Path:
