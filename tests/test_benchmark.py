@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mapl_cli.cli import app
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.benchmark import IFEVAL_ARGS, build_rows, read_base_prompts, read_benchmark
+from mapl_cli.evaluation.benchmark import build_rows, read_base_prompts, read_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "examples" / "eval_prompts.jsonl"
@@ -156,13 +156,73 @@ def test_hub_benchmark_offline_says_how_to_use_a_local_copy(tmp_path):
     assert "hf://google/IFEval" in line and "pass its local path instead" in line
 
 
-def test_every_ifeval_id_is_in_the_registry_and_has_an_argument_sampler():
+def test_every_ifeval_id_is_in_the_registry_and_draws_arguments_it_accepts():
     import random
 
-    from mapl_cli.evaluation.benchmark import sample_kwargs, validate_kwargs
+    from mapl_cli.evaluation.benchmark import instruction_pool, validate_kwargs
     from mapl_cli.instructions import REGISTRY
 
-    assert len(IFEVAL_ARGS) == 25 and set(IFEVAL_ARGS) <= set(REGISTRY)
+    assert len(REGISTRY) == 25 and instruction_pool() == list(REGISTRY)
     rng = random.Random(0)
-    for iid in IFEVAL_ARGS:
-        validate_kwargs(iid, sample_kwargs(iid, "Base prompt.", rng))
+    for iid, instruction in REGISTRY.items():
+        validate_kwargs(iid, instruction.draw("Base prompt.", rng))
+
+
+@pytest.mark.parametrize(
+    "instruction_id, kwargs, message",
+    [
+        ("keywords:frequency", {"keyword": "river", "frequency": 0, "relation": "at least"},
+         "keywords:frequency argument 'frequency' must be an integer >= 1, got 0"),
+        ("keywords:frequency", {"keyword": "river", "frequency": True, "relation": "at least"},
+         "keywords:frequency argument 'frequency' must be an integer >= 1, got True"),
+        ("keywords:frequency", {"keyword": " ", "frequency": 2, "relation": "at least"},
+         "keywords:frequency argument 'keyword' must be a non-empty string, got ' '"),
+        ("keywords:existence", {"keywords": []}, "keywords:existence argument 'keywords' must be a non-empty list of strings, got []"),
+        ("length_constraints:number_words", {"num_words": 50, "relation": "at most"},
+         "length_constraints:number_words argument 'relation' must be one of ('less than', 'at least'), got 'at most'"),
+        ("keywords:letter_frequency", {"letter": "ab", "let_frequency": 2, "let_relation": "less than"},
+         "keywords:letter_frequency argument 'letter' must be a single character, got 'ab'"),
+        ("punctuation:no_comma", {"count": 1}, "punctuation:no_comma takes no argument 'count' (it takes: none)"),
+        ("detectable_format:multiple_sections", {"num_sections": 3},
+         "detectable_format:multiple_sections is missing argument 'section_spliter'"),
+        ("count:word_count_range", {"min_words": "x", "max_words": 5},
+         "kwargs {'min_words': 'x', 'max_words': 5} rejected by count:word_count_range: instruction "
+         "'count:word_count_range': argument 'min_words' must be an integer, got 'x'"),
+    ],
+)
+def test_each_instruction_type_judges_its_benchmark_arguments(instruction_id, kwargs, message):
+    from mapl_cli.evaluation.benchmark import validate_kwargs
+
+    with pytest.raises(ValueError) as info:
+        validate_kwargs(instruction_id, kwargs)
+    assert str(info.value) == message
+
+
+def test_null_placeholders_are_dropped_and_unscored_types_keep_their_arguments():
+    from mapl_cli.evaluation.benchmark import validate_kwargs
+    from mapl_cli.instructions import CHECK_ONLY
+
+    args = {"num_words": 300, "relation": "less than", "keywords": None}
+    assert validate_kwargs("length_constraints:number_words", args) == {"num_words": 300, "relation": "less than"}
+    unscored = next(i for i, inst in CHECK_ONLY.items() if inst.not_scored)
+    assert validate_kwargs(unscored, {"anything": object}) == {"anything": object}  # never checked, never read
+
+
+def test_check_only_types_draw_no_benchmark_arguments():
+    import random
+
+    from mapl_cli.instructions import get_instruction
+
+    with pytest.raises(MaplError, match="build-benchmark cannot choose arguments for 'count:word_count_range'"):
+        get_instruction("count:word_count_range").draw("Base prompt.", random.Random(0))
+
+
+def test_build_benchmark_draws_from_ifevals_ids_in_ifevals_order():
+    """The default pool's order fixes what a seed gives (a shuffle of it picks each prompt's types): it is the
+    order of IFEval's own registry, which `REGISTRY` follows."""
+    from mapl_cli.evaluation.benchmark import instruction_pool
+    from tests.nltk_offline import install
+
+    install()  # the reference looks for punkt_tab when imported and would download it
+    registry = pytest.importorskip("lm_eval.tasks.ifeval.instructions_registry")
+    assert instruction_pool() == list(registry.INSTRUCTION_DICT)

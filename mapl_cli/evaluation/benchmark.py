@@ -18,8 +18,6 @@ from typing import Any
 
 from mapl_cli.errors import MaplError
 
-RELATIONS = ("less than", "at least")
-
 
 @dataclass(frozen=True)
 class BenchmarkRow:
@@ -36,98 +34,21 @@ class BenchmarkRow:
         return {"key": self.key, "prompt": self.prompt, "instruction_id_list": self.instruction_id_list, "kwargs": self.kwargs}
 
 
-# ---- argument validation -----------------------------------------------------------------------------------
-
-Check = Callable[[Any], str | None]  # returns an error message, or None when the value is fine
-
-
-def _int(lo: int = 1) -> Check:
-    return lambda v: None if isinstance(v, int) and not isinstance(v, bool) and v >= lo else f"an integer >= {lo}"
-
-
-def _text(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.strip() else "a non-empty string"
-
-
-def _words(v: Any) -> str | None:
-    ok = isinstance(v, list) and v and all(isinstance(w, str) and w.strip() for w in v)
-    return None if ok else "a non-empty list of strings"
-
-
-def _relation(v: Any) -> str | None:
-    return None if v in RELATIONS else f"one of {RELATIONS}"
-
-
-def _letter(v: Any) -> str | None:
-    # a letter in all but two of IFEval's rows; '#' and '!' there are counted literally (docs/instructions.md)
-    return None if isinstance(v, str) and len(v) == 1 and not v.isspace() else "a single character"
-
-
-#: IFEval's 25 instruction ids and the arguments each one needs (all required: IFEval's reference checker
-#: would otherwise draw missing arguments at random, and scores would not be reproducible).
-IFEVAL_ARGS: dict[str, dict[str, Check]] = {
-    "keywords:existence": {"keywords": _words},
-    "keywords:frequency": {"keyword": _text, "frequency": _int(), "relation": _relation},
-    "keywords:forbidden_words": {"forbidden_words": _words},
-    "keywords:letter_frequency": {"letter": _letter, "let_frequency": _int(), "let_relation": _relation},
-    "language:response_language": {"language": _text},
-    "length_constraints:number_sentences": {"num_sentences": _int(), "relation": _relation},
-    "length_constraints:number_paragraphs": {"num_paragraphs": _int()},
-    "length_constraints:number_words": {"num_words": _int(), "relation": _relation},
-    "length_constraints:nth_paragraph_first_word": {"num_paragraphs": _int(), "nth_paragraph": _int(), "first_word": _text},
-    "detectable_content:number_placeholders": {"num_placeholders": _int()},
-    "detectable_content:postscript": {"postscript_marker": _text},
-    "detectable_format:number_bullet_lists": {"num_bullets": _int()},
-    "detectable_format:constrained_response": {},
-    "detectable_format:number_highlighted_sections": {"num_highlights": _int()},
-    "detectable_format:multiple_sections": {"section_spliter": _text, "num_sections": _int()},
-    "detectable_format:json_format": {},
-    "detectable_format:title": {},
-    "combination:two_responses": {},
-    "combination:repeat_prompt": {"prompt_to_repeat": _text},
-    "startend:end_checker": {"end_phrase": _text},
-    "change_case:capital_word_frequency": {"capital_frequency": _int(), "capital_relation": _relation},
-    "change_case:english_capital": {},
-    "change_case:english_lowercase": {},
-    "punctuation:no_comma": {},
-    "startend:quotation": {},
-}
-
-
 def clean_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Drop IFEval's null placeholders (the HF copy of IFEval lists every argument name, most as null)."""
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def validate_kwargs(instruction_id: str, kwargs: Any) -> dict[str, Any]:
-    """The cleaned arguments of one instruction, or ValueError saying what is wrong with them."""
+    """The cleaned arguments of one instruction, or ValueError saying what is wrong with them (the type's
+    own `validate`: IFEval's types require every argument they read, each a meaningful value; IFBench's
+    check-only types leave it to their checker)."""
     from mapl_cli.instructions import get_instruction
 
-    get_instruction(instruction_id)  # MaplError for an unknown id
+    instruction = get_instruction(instruction_id)  # MaplError for an unknown id
     if not isinstance(kwargs, dict):
         raise ValueError(f"kwargs for {instruction_id} must be an object, got {type(kwargs).__name__}")
-    kwargs = clean_kwargs(kwargs)
-    spec = IFEVAL_ARGS.get(instruction_id)
-    if spec is None:  # IFBench's and other check-only types: their checker judges the arguments
-        from mapl_cli.instructions import not_scored_reason
-
-        if not_scored_reason(instruction_id):
-            return kwargs  # never checked, so its arguments are never read
-        try:
-            get_instruction(instruction_id).check("A short sample response.", kwargs)
-        except Exception as err:  # noqa: BLE001 - any failure means the arguments are unusable
-            raise ValueError(f"kwargs {kwargs} rejected by {instruction_id}: {err}") from None
-        return kwargs
-    for name in kwargs:
-        if name not in spec:
-            raise ValueError(f"{instruction_id} takes no argument {name!r} (it takes: {', '.join(spec) or 'none'})")
-    for name, check in spec.items():
-        if name not in kwargs:
-            raise ValueError(f"{instruction_id} is missing argument {name!r}")
-        problem = check(kwargs[name])
-        if problem:
-            raise ValueError(f"{instruction_id} argument {name!r} must be {problem}, got {kwargs[name]!r}")
-    return kwargs
+    return instruction.validate(clean_kwargs(kwargs))
 
 
 def parse_row(raw: Any, index: int, source: str) -> BenchmarkRow:
@@ -227,49 +148,6 @@ def read_benchmark(source: str | Path, limit: int | None = None) -> list[Benchma
 
 # ---- building a multi-instruction benchmark ----------------------------------------------------------------
 
-_WORDS = (
-    "river", "garden", "window", "history", "balance", "signal", "journey", "harvest", "engine", "market",
-    "pattern", "season", "bridge", "quiet", "energy", "lantern", "courage", "network", "orbit", "recipe",
-    "mountain", "library", "stream", "canvas", "future", "pocket", "summer", "thunder", "village", "circle",
-)
-_ENDINGS = ("Any other questions?", "Is there anything else I can help with?", "Let me know if you need more.")
-_LANGUAGES = ("de", "fr", "es", "it", "pt")
-
-
-def sample_kwargs(instruction_id: str, base_prompt: str, rng: random.Random) -> dict[str, Any]:
-    """Arguments for one instruction with no response in view, valid for IFEval's reference checker too."""
-    r = rng
-    samplers: dict[str, Callable[[], dict[str, Any]]] = {
-        "keywords:existence": lambda: {"keywords": r.sample(_WORDS, 2)},
-        "keywords:frequency": lambda: {"keyword": r.choice(_WORDS), "frequency": r.randint(1, 3), "relation": r.choice(RELATIONS)},
-        "keywords:forbidden_words": lambda: {"forbidden_words": r.sample(_WORDS, 2)},
-        "keywords:letter_frequency": lambda: {
-            "letter": r.choice("abcdefghijklmnopqrstuvwxyz"), "let_frequency": r.randint(1, 10), "let_relation": r.choice(RELATIONS)},
-        "language:response_language": lambda: {"language": r.choice(_LANGUAGES)},
-        "length_constraints:number_sentences": lambda: {"num_sentences": r.randint(1, 10), "relation": r.choice(RELATIONS)},
-        "length_constraints:number_paragraphs": lambda: {"num_paragraphs": r.randint(2, 5)},
-        "length_constraints:number_words": lambda: {"num_words": r.randrange(50, 400, 10), "relation": r.choice(RELATIONS)},
-        "length_constraints:nth_paragraph_first_word": lambda: _nth_paragraph(r),
-        "detectable_content:number_placeholders": lambda: {"num_placeholders": r.randint(1, 4)},
-        "detectable_content:postscript": lambda: {"postscript_marker": r.choice(("P.S.", "P.P.S"))},
-        "detectable_format:number_bullet_lists": lambda: {"num_bullets": r.randint(1, 5)},
-        "detectable_format:number_highlighted_sections": lambda: {"num_highlights": r.randint(1, 4)},
-        "detectable_format:multiple_sections": lambda: {"section_spliter": r.choice(("Section", "SECTION")), "num_sections": r.randint(2, 5)},
-        "combination:repeat_prompt": lambda: {"prompt_to_repeat": base_prompt},
-        "startend:end_checker": lambda: {"end_phrase": r.choice(_ENDINGS)},
-        "change_case:capital_word_frequency": lambda: {"capital_frequency": r.randint(1, 20), "capital_relation": r.choice(RELATIONS)},
-    }
-    if instruction_id in samplers:
-        return samplers[instruction_id]()
-    if instruction_id in IFEVAL_ARGS:  # the instructions without arguments
-        return {}
-    raise MaplError(f"build-benchmark cannot choose arguments for {instruction_id!r}; use --exclude {instruction_id}")
-
-
-def _nth_paragraph(r: random.Random) -> dict[str, Any]:
-    paragraphs = r.randint(2, 5)
-    return {"num_paragraphs": paragraphs, "nth_paragraph": r.randint(1, paragraphs), "first_word": r.choice(_WORDS)}
-
 
 def _pick_ids(pool: Sequence[str], k: int, rng: random.Random, conflicts: Callable[[str, str], bool]) -> list[str] | None:
     """k mutually conflict-free ids from `pool`, or None if 200 shuffles found none."""
@@ -286,14 +164,15 @@ def _pick_ids(pool: Sequence[str], k: int, rng: random.Random, conflicts: Callab
 
 
 def instruction_pool(include: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[str]:
-    """The ids build-benchmark draws from: IFEval's 25 (or `include`), minus `exclude`; all must exist."""
-    from mapl_cli.instructions import get_instruction, require_drawable
+    """The ids build-benchmark draws from: IFEval's 25 in its order (or `include`), minus `exclude`; all must
+    exist."""
+    from mapl_cli.instructions import REGISTRY, get_instruction, require_drawable
 
     include, exclude = list(include), list(exclude)
     require_drawable(include)
     for instruction_id in exclude:
         get_instruction(instruction_id)
-    pool = [i for i in (include or list(IFEVAL_ARGS)) if i not in set(exclude)]
+    pool = [i for i in (include or list(REGISTRY)) if i not in set(exclude)]
     if not pool:
         raise MaplError("no instruction ids left after --include/--exclude")
     return pool
@@ -321,7 +200,7 @@ def build_rows(
         ids = _pick_ids(pool, k, rng, conflicts)
         if ids is None:
             raise MaplError(f"cannot find {k} conflict-free instructions among {len(pool)} ids for prompt key {key}; widen --include or lower --k-max")
-        kwargs = [sample_kwargs(i, base, rng) for i in ids]
+        kwargs = [get_instruction(i).draw(base, rng) for i in ids]
         lines = [get_instruction(i).describe(a, rng) for i, a in zip(ids, kwargs, strict=True)]
         rows.append(BenchmarkRow(key=key, prompt=base.rstrip() + "\n\n" + "\n".join(lines), instruction_id_list=ids, kwargs=kwargs))
     return rows

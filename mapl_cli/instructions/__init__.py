@@ -50,11 +50,13 @@ __all__ = [
     "require_drawable",
 ]
 
-REGISTRY: dict[str, Instruction] = {
-    inst.id: inst
-    for module in (keywords, language, length, content, format, combination, startend, case)
-    for inst in module.TYPES
-}
+_TYPES = [inst for module in (keywords, language, length, content, format, combination, startend, case) for inst in module.TYPES]
+#: IFEval's reference (instructions_registry.INSTRUCTION_DICT) lists these two last, after change_case.
+_LAST = ("punctuation:no_comma", "startend:quotation")
+
+#: The drawable types, in the order of IFEval's registry: build-benchmark draws from them in this order, so
+#: the order is part of what a seed gives.
+REGISTRY: dict[str, Instruction] = {inst.id: inst for inst in sorted(_TYPES, key=lambda inst: inst.id in _LAST)}
 
 #: Types that are scored but never drawn (IFBench's held-out types).
 CHECK_ONLY: dict[str, Instruction] = {inst.id: inst for inst in ifbench.TYPES}

@@ -9,6 +9,9 @@ row of IFEval data (`instruction_id_list`, `kwargs`) is checked by the same code
     kwargs = inst.generate([(response_a, True), (response_b, False)], rng)   # or None
     text = inst.describe(kwargs, rng)        # "Answer with at least 150 words."
     assert inst.check(response_a, kwargs) and not inst.check(response_b, kwargs)
+
+Benchmarks use two more hooks: `validate` judges the arguments of a benchmark row, and `draw` picks
+arguments for a new benchmark prompt with no response in view (`mapl build-benchmark`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from mapl_cli.errors import MaplError
 
@@ -45,11 +48,52 @@ class Instruction(Protocol):
         (or none could be found). The returned dict must be JSON-serialisable."""
         ...
 
+    def validate(self, kwargs: Kwargs) -> Kwargs:
+        """`kwargs`, the arguments of a benchmark row (IFEval's null placeholders removed), when they are
+        usable; ValueError saying what is wrong with them otherwise."""
+        ...
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        """Arguments for a benchmark row built on the base prompt `prompt`, with no response in view; valid
+        for IFEval's reference checker too."""
+        ...
+
 
 # --- shared machinery for the concrete types ---------------------------------------------------------------
 
 LESS_THAN, AT_LEAST = "less than", "at least"
 RELATIONS = (LESS_THAN, AT_LEAST)  # IFEval's _COMPARISON_RELATION
+
+#: What an argument's value in a benchmark row must be ("an integer >= 1"), or None when it is fine.
+ArgRule = Callable[[Any], str | None]
+
+
+class Arg:
+    """The rules for argument values in benchmark rows, stricter than what `check` accepts: every value is
+    required and meaningful, so that IFEval's reference checker scores the row the same way (it would draw a
+    missing argument at random)."""
+
+    @staticmethod
+    def count(value: Any) -> str | None:
+        return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "an integer >= 1"
+
+    @staticmethod
+    def text(value: Any) -> str | None:
+        return None if isinstance(value, str) and value.strip() else "a non-empty string"
+
+    @staticmethod
+    def words(value: Any) -> str | None:
+        ok = isinstance(value, list) and value and all(isinstance(w, str) and w.strip() for w in value)
+        return None if ok else "a non-empty list of strings"
+
+    @staticmethod
+    def relation(value: Any) -> str | None:
+        return None if value in RELATIONS else f"one of {RELATIONS}"
+
+    @staticmethod
+    def letter(value: Any) -> str | None:
+        # a letter in all but two of IFEval's rows; '#' and '!' there are counted literally (docs/instructions.md)
+        return None if isinstance(value, str) and len(value) == 1 and not value.isspace() else "a single character"
 
 
 class BaseInstruction(ABC):
@@ -58,11 +102,18 @@ class BaseInstruction(ABC):
     `check` applies IFEval's strict harness rule (a blank response follows nothing) and reads the declared
     arguments with None meaning absent; `generate` calls the type's `_generate` and keeps its answer only
     when the type's own checker gives every wanted verdict, so a returned kwargs dict is always right.
+    `validate` holds a benchmark row's arguments to `arguments`; `draw` is the type's own (the default
+    refuses).
     """
 
     id: str = ""
-    #: IFEval argument names this type reads; others in a kwargs dict are ignored, as None values are.
-    arg_names: tuple[str, ...] = ()
+    #: The IFEval arguments this type reads, by name, each with the rule for its value in a benchmark row
+    #: (`validate`). `check` ignores other names in a kwargs dict, and None values.
+    arguments: ClassVar[dict[str, ArgRule]] = {}
+
+    @property
+    def arg_names(self) -> tuple[str, ...]:
+        return tuple(self.arguments)
 
     def check(self, response: str, kwargs: Kwargs | None) -> bool:
         if not response.strip():
@@ -79,6 +130,21 @@ class BaseInstruction(ABC):
         if all(self.check(response, kwargs) == wanted for response, wanted in targets):
             return kwargs
         return None
+
+    def validate(self, kwargs: Kwargs) -> Kwargs:
+        for name in kwargs:
+            if name not in self.arguments:
+                raise ValueError(f"{self.id} takes no argument {name!r} (it takes: {', '.join(self.arguments) or 'none'})")
+        for name, rule in self.arguments.items():
+            if name not in kwargs:
+                raise ValueError(f"{self.id} is missing argument {name!r}")
+            problem = rule(kwargs[name])
+            if problem:
+                raise ValueError(f"{self.id} argument {name!r} must be {problem}, got {kwargs[name]!r}")
+        return kwargs
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        raise MaplError(f"build-benchmark cannot choose arguments for {self.id!r}; use --exclude {self.id}")
 
     def args(self, kwargs: Kwargs | None) -> Kwargs:
         """The declared arguments, validated; raises MaplError naming a missing one."""
@@ -111,6 +177,9 @@ class FixedInstruction(BaseInstruction):
     def _generate(self, targets: list[Target], rng: random.Random) -> Kwargs | None:
         return {}
 
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {}
+
 
 class CheckOnlyInstruction(BaseInstruction):
     """A type that is scored but never drawn: IFBench's held-out constraint types.
@@ -126,6 +195,19 @@ class CheckOnlyInstruction(BaseInstruction):
     not_scored: str | None = None
     #: IFBench's instruction text, shown by `describe` (IFBench prompts already carry it).
     description: str = ""
+    #: The IFBench arguments this type reads; `validate` leaves their values to `check`.
+    arg_names: tuple[str, ...] = ()  # names only (in place of the property over `arguments`)
+
+    def validate(self, kwargs: Kwargs) -> Kwargs:
+        """The arguments when `check` accepts them on a sample response (or when the type is not scored here,
+        so they are never read); ValueError with the checker's complaint otherwise."""
+        if self.not_scored:
+            return kwargs
+        try:
+            self.check("A short sample response.", kwargs)
+        except Exception as err:  # noqa: BLE001 - any failure means the arguments are unusable
+            raise ValueError(f"kwargs {kwargs} rejected by {self.id}: {err}") from None
+        return kwargs
 
     def describe(self, kwargs: Kwargs | None, rng: random.Random) -> str:
         return self.description or f"Follow the instruction {self.id}."

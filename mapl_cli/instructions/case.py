@@ -15,6 +15,8 @@ from __future__ import annotations
 import random
 
 from mapl_cli.instructions.base import (
+    RELATIONS,
+    Arg,
     BaseInstruction,
     FixedInstruction,
     Kwargs,
@@ -35,7 +37,10 @@ def _english(response: str) -> bool:
 
 class CapitalWordFrequency(BaseInstruction):
     id = "change_case:capital_word_frequency"
-    arg_names = ("capital_frequency", "capital_relation")
+    arguments = {"capital_frequency": Arg.count, "capital_relation": Arg.relation}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"capital_frequency": rng.randint(1, 20), "capital_relation": rng.choice(RELATIONS)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         relation, n = self._parse(self.args(kwargs))

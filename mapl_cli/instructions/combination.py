@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 from mapl_cli.errors import MaplError
-from mapl_cli.instructions.base import BaseInstruction, FixedInstruction, Kwargs, Target
+from mapl_cli.instructions.base import Arg, BaseInstruction, FixedInstruction, Kwargs, Target
 from mapl_cli.instructions.text import sent_tokenize
 
 _REQUESTS = (
@@ -53,7 +53,10 @@ class TwoResponses(FixedInstruction):
 
 class RepeatPrompt(BaseInstruction):
     id = "combination:repeat_prompt"
-    arg_names = ("prompt_to_repeat",)
+    arguments = {"prompt_to_repeat": Arg.text}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"prompt_to_repeat": prompt}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         text = self._text(self.args(kwargs))

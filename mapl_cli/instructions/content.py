@@ -14,6 +14,7 @@ import re
 
 from mapl_cli.instructions.base import (
     AT_LEAST,
+    Arg,
     BaseInstruction,
     FixedInstruction,
     Kwargs,
@@ -47,7 +48,10 @@ def count_placeholders(text: str) -> int:
 
 class NumberPlaceholders(BaseInstruction):
     id = "detectable_content:number_placeholders"
-    arg_names = ("num_placeholders",)
+    arguments = {"num_placeholders": Arg.count}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"num_placeholders": rng.randint(1, 4)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         n = as_int(self.args(kwargs)["num_placeholders"], self.id, "num_placeholders")
@@ -87,7 +91,10 @@ def _postscript_found(marker: str, text: str) -> bool:
 
 class Postscript(BaseInstruction):
     id = "detectable_content:postscript"
-    arg_names = ("postscript_marker",)
+    arguments = {"postscript_marker": Arg.text}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"postscript_marker": rng.choice(("P.S.", "P.P.S"))}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         marker = self._marker(self.args(kwargs))

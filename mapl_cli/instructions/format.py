@@ -18,6 +18,7 @@ import re
 
 from mapl_cli.instructions.base import (
     AT_LEAST,
+    Arg,
     BaseInstruction,
     FixedInstruction,
     Kwargs,
@@ -104,7 +105,10 @@ def count_sections(text: str, splitter: str) -> int:
 
 class NumberBulletLists(BaseInstruction):
     id = "detectable_format:number_bullet_lists"
-    arg_names = ("num_bullets",)
+    arguments = {"num_bullets": Arg.count}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"num_bullets": rng.randint(1, 5)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         n = as_int(self.args(kwargs)["num_bullets"], self.id, "num_bullets")
@@ -143,7 +147,10 @@ class ConstrainedResponse(FixedInstruction):
 
 class NumberHighlightedSections(BaseInstruction):
     id = "detectable_format:number_highlighted_sections"
-    arg_names = ("num_highlights",)
+    arguments = {"num_highlights": Arg.count}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"num_highlights": rng.randint(1, 4)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         n = as_int(self.args(kwargs)["num_highlights"], self.id, "num_highlights")
@@ -167,7 +174,10 @@ class NumberHighlightedSections(BaseInstruction):
 
 class MultipleSections(BaseInstruction):
     id = "detectable_format:multiple_sections"
-    arg_names = ("section_spliter", "num_sections")  # sic: IFEval's spelling
+    arguments = {"section_spliter": Arg.text, "num_sections": Arg.count}  # sic: IFEval's spelling
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"section_spliter": rng.choice(("Section", "SECTION")), "num_sections": rng.randint(2, 5)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         splitter, n = self._parse(self.args(kwargs))

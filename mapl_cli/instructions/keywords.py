@@ -20,6 +20,8 @@ import string
 
 from mapl_cli.errors import MaplError
 from mapl_cli.instructions.base import (
+    RELATIONS,
+    Arg,
     BaseInstruction,
     Kwargs,
     Target,
@@ -31,7 +33,7 @@ from mapl_cli.instructions.base import (
     relation_phrase,
 )
 from mapl_cli.instructions.patterns import DataPattern, data_pattern
-from mapl_cli.instructions.text import VOCABULARY, content_words, lower, lower_words
+from mapl_cli.instructions.text import BENCHMARK_WORDS, VOCABULARY, content_words, lower, lower_words
 
 
 def _pattern(source: str, boundaries: bool) -> DataPattern:
@@ -116,7 +118,10 @@ def _cover(candidates: list[str], uncovered: list[str], hits, limit: int) -> lis
 
 class KeywordExistence(BaseInstruction):
     id = "keywords:existence"
-    arg_names = ("keywords",)
+    arguments = {"keywords": Arg.words}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"keywords": rng.sample(BENCHMARK_WORDS, 2)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         words = _word_list(self.args(kwargs)["keywords"], self.id, "keywords")
@@ -155,7 +160,10 @@ class KeywordExistence(BaseInstruction):
 
 class KeywordFrequency(BaseInstruction):
     id = "keywords:frequency"
-    arg_names = ("keyword", "frequency", "relation")
+    arguments = {"keyword": Arg.text, "frequency": Arg.count, "relation": Arg.relation}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"keyword": rng.choice(BENCHMARK_WORDS), "frequency": rng.randint(1, 3), "relation": rng.choice(RELATIONS)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         keyword, relation, n = self._parse(self.args(kwargs))
@@ -195,7 +203,10 @@ class KeywordFrequency(BaseInstruction):
 
 class ForbiddenWords(BaseInstruction):
     id = "keywords:forbidden_words"
-    arg_names = ("forbidden_words",)
+    arguments = {"forbidden_words": Arg.words}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"forbidden_words": rng.sample(BENCHMARK_WORDS, 2)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         words = _word_list(self.args(kwargs)["forbidden_words"], self.id, "forbidden_words")
@@ -236,7 +247,11 @@ class ForbiddenWords(BaseInstruction):
 
 class LetterFrequency(BaseInstruction):
     id = "keywords:letter_frequency"
-    arg_names = ("letter", "let_frequency", "let_relation")
+    arguments = {"letter": Arg.letter, "let_frequency": Arg.count, "let_relation": Arg.relation}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        letter = rng.choice("abcdefghijklmnopqrstuvwxyz")
+        return {"letter": letter, "let_frequency": rng.randint(1, 10), "let_relation": rng.choice(RELATIONS)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         letter, relation, n = self._parse(self.args(kwargs))

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import random
 
-from mapl_cli.instructions.base import BaseInstruction, Kwargs, Target, as_str
+from mapl_cli.instructions.base import Arg, BaseInstruction, Kwargs, Target, as_str
 from mapl_cli.instructions.text import LANGUAGE_CODES, detect_language
+
+#: Languages build-benchmark asks for.
+_BENCHMARK_LANGUAGES = ("de", "fr", "es", "it", "pt")
 
 
 class ResponseLanguage(BaseInstruction):
     id = "language:response_language"
-    arg_names = ("language",)
+    arguments = {"language": Arg.text}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"language": rng.choice(_BENCHMARK_LANGUAGES)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         code = self._code(self.args(kwargs))

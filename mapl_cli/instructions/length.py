@@ -19,6 +19,8 @@ import re
 
 from mapl_cli.errors import MaplError
 from mapl_cli.instructions.base import (
+    RELATIONS,
+    Arg,
     BaseInstruction,
     Kwargs,
     Target,
@@ -31,7 +33,7 @@ from mapl_cli.instructions.base import (
     plural,
     relation_phrase,
 )
-from mapl_cli.instructions.text import count_sentences, count_words
+from mapl_cli.instructions.text import BENCHMARK_WORDS, count_sentences, count_words
 
 _STAR_DIVIDER = re.compile(r"\s?\*\*\*\s?")
 _FIRST_WORD_STOP = frozenset(".,?!'\"")
@@ -49,7 +51,10 @@ def ordinal(n: int) -> str:
 
 class NumberSentences(BaseInstruction):
     id = "length_constraints:number_sentences"
-    arg_names = ("num_sentences", "relation")
+    arguments = {"num_sentences": Arg.count, "relation": Arg.relation}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"num_sentences": rng.randint(1, 10), "relation": rng.choice(RELATIONS)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         relation, n = self._parse(self.args(kwargs))
@@ -79,7 +84,10 @@ class NumberSentences(BaseInstruction):
 
 class NumberWords(BaseInstruction):
     id = "length_constraints:number_words"
-    arg_names = ("num_words", "relation")
+    arguments = {"num_words": Arg.count, "relation": Arg.relation}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"num_words": rng.randrange(50, 400, 10), "relation": rng.choice(RELATIONS)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         args = self.args(kwargs)
@@ -120,7 +128,10 @@ def star_paragraph_count(text: str) -> int | None:
 
 class NumberParagraphs(BaseInstruction):
     id = "length_constraints:number_paragraphs"
-    arg_names = ("num_paragraphs",)
+    arguments = {"num_paragraphs": Arg.count}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"num_paragraphs": rng.randint(2, 5)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         n = as_int(self.args(kwargs)["num_paragraphs"], self.id, "num_paragraphs")
@@ -168,7 +179,11 @@ def paragraph_first_word(text: str, nth: int) -> str | None:
 
 class NthParagraphFirstWord(BaseInstruction):
     id = "length_constraints:nth_paragraph_first_word"
-    arg_names = ("num_paragraphs", "nth_paragraph", "first_word")
+    arguments = {"num_paragraphs": Arg.count, "nth_paragraph": Arg.count, "first_word": Arg.text}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        paragraphs = rng.randint(2, 5)
+        return {"num_paragraphs": paragraphs, "nth_paragraph": rng.randint(1, paragraphs), "first_word": rng.choice(BENCHMARK_WORDS)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         n, nth, word = self._parse(self.args(kwargs))

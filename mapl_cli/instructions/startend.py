@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 
-from mapl_cli.instructions.base import BaseInstruction, FixedInstruction, Kwargs, Target, as_str
+from mapl_cli.instructions.base import Arg, BaseInstruction, FixedInstruction, Kwargs, Target, as_str
 
 _TOKEN = re.compile(r"\S+")
 #: End phrases for responses that must NOT end with them (IFEval's two, and a few more).
@@ -25,6 +25,8 @@ _ENDINGS = (
     "Have a great day!",
     "Feel free to ask for more details.",
 )
+#: End phrases build-benchmark asks for.
+_BENCHMARK_ENDINGS = ("Any other questions?", "Is there anything else I can help with?", "Let me know if you need more.")
 
 
 def _normalised(response: str) -> str:
@@ -33,7 +35,10 @@ def _normalised(response: str) -> str:
 
 class EndChecker(BaseInstruction):
     id = "startend:end_checker"
-    arg_names = ("end_phrase",)
+    arguments = {"end_phrase": Arg.text}
+
+    def draw(self, prompt: str, rng: random.Random) -> Kwargs:
+        return {"end_phrase": rng.choice(_BENCHMARK_ENDINGS)}
 
     def describe(self, kwargs: Kwargs, rng: random.Random) -> str:
         phrase = self._phrase(self.args(kwargs))

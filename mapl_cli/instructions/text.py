@@ -43,6 +43,13 @@ STOPWORDS = frozenset(
     into onto per via etc""".split()
 )
 
+#: Words build-benchmark draws keywords, forbidden words and paragraph first words from (no response in view).
+BENCHMARK_WORDS = (
+    "river", "garden", "window", "history", "balance", "signal", "journey", "harvest", "engine", "market",
+    "pattern", "season", "bridge", "quiet", "energy", "lantern", "courage", "network", "orbit", "recipe",
+    "mountain", "library", "stream", "canvas", "future", "pocket", "summer", "thunder", "village", "circle",
+)  # fmt: skip
+
 #: Neutral content words for keywords that a response should NOT contain (and first words, generic enders).
 VOCABULARY = tuple(
     """lantern orchard glacier compass harbor meadow velvet canyon lighthouse thunder saffron marble
