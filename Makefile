@@ -3,7 +3,9 @@
 #   make demo      install into .venv, then run the end-to-end demo on the embedded model (about 20 min on 2 CPU cores)
 #   make demo-rm   the same for reward models (BT vs MAPL reward model, accuracy by kind on held-out pairs)
 #   make experiment  the lambda ablation (plain, intra, inter, both) x 3 seeds with paired intervals (~30 min)
-#   make test      install into .venv (with the dev extra), then run the test suite
+#   make test      install into .venv (with the dev extra), then run ruff and the fast test tier (under 3 min on 2 cores)
+#   make test-slow the slow tier: multi-process training (torchrun, accelerate, Slurm scripts) and the other
+#                  long integration tests (pytest -m slow; about N min on 2 cores). .ci/run runs both tiers.
 #
 # TORCH picks the torch build: the default is the CPU build this project is tested with; on a GPU machine
 # use for example `make test TORCH=torch`.
@@ -13,7 +15,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.mapl-installed
 
-.PHONY: install demo demo-rm experiment test lint bench clean
+.PHONY: install demo demo-rm experiment test test-slow lint bench clean
 
 install: $(STAMP)
 
@@ -40,6 +42,9 @@ experiment: install
 test: install
 	$(VENV)/bin/ruff check mapl_cli tests bench
 	$(VENV)/bin/python -m pytest -q
+
+test-slow: install
+	$(VENV)/bin/python -m pytest -q -m slow
 
 lint: install
 	$(VENV)/bin/ruff check mapl_cli tests bench

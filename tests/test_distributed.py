@@ -17,6 +17,9 @@ from safetensors.torch import load_file
 from mapl_cli.models import resolve_model
 from tests.train_fixtures import write_pairs
 
+# several processes (torchrun, accelerate launch) per case: the slow tier (make test-slow)
+pytestmark = pytest.mark.slow
+
 LAUNCHERS = {
     "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"],
     "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes=2",

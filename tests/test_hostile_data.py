@@ -34,6 +34,10 @@ from tests.hostile import (
     run_mapl,
 )
 
+# about 80 cases, each a fresh `mapl` process, several timed signals: the slow tier (make test-slow);
+# tests/test_synthesize.py and tests/test_evaluate.py keep one-line errors in the fast tier
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "assets" / "prefs_tiny.jsonl"
 EXAMPLES = ROOT / "examples" / "prefs.jsonl"

@@ -31,6 +31,10 @@ from tests.hostile import (
 )
 from tests.train_fixtures import write_pairs
 
+# about 50 training runs, each a fresh `mapl` process (half of the whole suite's time): the slow tier
+# (make test-slow); tests/test_train.py keeps the one-line errors and refusals in the fast tier
+pytestmark = pytest.mark.slow
+
 COMMON = ["--model", "tiny-random", "--batch-size", "2", "--lr", "1e-3", "--warmup-steps", "0", "--no-progress"]
 FINISHED = ["--lora-r", "2", "--max-steps", "2", "--save-every", "1"]  # the options the finished runs used
 

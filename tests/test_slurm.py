@@ -16,6 +16,9 @@ import pytest
 from mapl_cli.models import resolve_model
 from tests.train_fixtures import write_pairs
 
+# two training processes per script run: the slow tier (make test-slow)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -250,6 +250,7 @@ def test_existing_output_is_refused_without_force(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "pairs.parquet"]
 
 
+@pytest.mark.slow  # imports datasets and waits for the hub client to give up offline
 def test_hf_input_offline_fails_clearly(tmp_path, monkeypatch):
     pytest.importorskip("datasets")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

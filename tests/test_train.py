@@ -342,6 +342,7 @@ def _to_legacy(folder):
     (folder / checkpoint.STATE_TENSORS).unlink()
 
 
+@pytest.mark.slow  # two training runs and a resume, for checkpoints written by earlier versions
 def test_earlier_pickled_checkpoint_still_resumes_to_the_same_weights(pairs, tmp_path):
     """A checkpoint of the earlier layout (trainer_state.pt) is read with weights_only=True and resumes
     exactly; no pickle is written any more."""
@@ -360,6 +361,7 @@ def test_earlier_pickled_checkpoint_still_resumes_to_the_same_weights(pairs, tmp
         assert torch.equal(a[name], b[name]), name
 
 
+@pytest.mark.slow  # three training runs and a resume, compared weight by weight
 def test_extending_a_constant_schedule_run_ends_where_a_longer_run_ends(pairs, tmp_path):
     """--resume with a larger --max-steps continues a constant-schedule run (the schedule does not depend on
     the total); the result is the run that was that long from the start. A cosine run refuses."""
