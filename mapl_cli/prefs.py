@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.errors import InvalidRowError, MaplError
+from mapl_cli.jsonl import jsonl_lines, parse_line
 
 Message = dict[str, str]
 
@@ -106,29 +107,19 @@ class PrefSource:
                 yield index, dataset[index]
 
     def _jsonl_rows(self, start: int, stop: int | None) -> Iterator[tuple[int, dict]]:
-        index = -1
-        try:
-            with open(self.spec, encoding="utf-8") as handle:
-                for line_number, line in enumerate(handle, 1):
-                    if not line.strip():
-                        continue
-                    index += 1
-                    if index < start:
-                        continue
-                    if stop is not None and index >= stop:
-                        return
-                    # A bad line travels as an error value, so --skip-invalid can count it and go on.
-                    try:
-                        raw = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raw = InvalidRowError(f"{self.spec}: line {line_number}: not valid JSON ({err.msg})", "bad_json")
-                    except RecursionError:
-                        raw = InvalidRowError(f"{self.spec}: line {line_number}: JSON nested too deeply", "bad_json")
-                    if not isinstance(raw, (dict, InvalidRowError)):
-                        raw = InvalidRowError(f"{self.spec}: line {line_number}: expected a JSON object", "bad_json")
-                    yield index, raw
-        except UnicodeDecodeError:
-            raise MaplError(f"{self.spec}: not a UTF-8 text file") from None
+        for index, (line_number, line) in enumerate(jsonl_lines(self.spec)):
+            if index < start:
+                continue  # rows before this shard are counted, never parsed
+            if stop is not None and index >= stop:
+                return
+            # A bad line travels as an error value, so --skip-invalid can count it and go on.
+            try:
+                raw = parse_line(line, self.spec, line_number)
+            except MaplError as err:
+                raw = InvalidRowError(str(err), "bad_json")
+            if not isinstance(raw, (dict, InvalidRowError)):
+                raw = InvalidRowError(f"{self.spec}: line {line_number}: expected a JSON object", "bad_json")
+            yield index, raw
 
     def _parquet_file(self):
         import pyarrow as pa

@@ -136,7 +136,7 @@ def test_duplicate_keys_and_bad_json_are_rejected(tmp_path):
         read_benchmark(_write(tmp_path, [GOOD, GOOD]))
     path = tmp_path / "broken.jsonl"
     path.write_text(json.dumps(GOOD) + "\n{not json\n")
-    with pytest.raises(MaplError, match="line 2 is not valid JSON"):
+    with pytest.raises(MaplError, match="line 2: not valid JSON"):
         read_benchmark(path)
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mapl_cli.errors import MaplError
+from mapl_cli.jsonl import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -80,36 +81,6 @@ def parse_row(raw: Any, index: int, source: str) -> BenchmarkRow:
     return BenchmarkRow(key=key, prompt=prompt, instruction_id_list=list(ids), kwargs=cleaned)
 
 
-def json_line(text: str, where: str) -> Any:
-    """One JSON value from a line of a jsonl file; MaplError naming `where` ("FILE: line N") if it is not."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise MaplError(f"{where} is not valid JSON ({err.msg})") from None
-    except RecursionError:
-        raise MaplError(f"{where} is not valid JSON (nested too deeply)") from None
-
-
-def jsonl_lines(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:
-    """(line number, text) of the non-blank lines of a UTF-8 text file; one MaplError line for a folder, a
-    missing file or bytes that are not UTF-8."""
-    if path.is_dir():
-        raise MaplError(f"{path}: is a folder, expected a jsonl {what}")
-    if not path.is_file():
-        raise MaplError(f"{path}: no such {what}")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield lineno, line
-    except UnicodeDecodeError:
-        raise MaplError(f"{path}: not a UTF-8 text file") from None
-
-
-def _read_jsonl(path: Path, what: str = "file") -> list[tuple[int, Any]]:
-    return [(lineno, json_line(line, f"{path}: line {lineno}")) for lineno, line in jsonl_lines(path, what)]
-
-
 def _read_hub(spec: str) -> list[tuple[int, Any]]:
     name, _, split = spec[len("hf://") :].partition(":")
     try:
@@ -131,7 +102,7 @@ def read_benchmark(source: str | Path, limit: int | None = None) -> list[Benchma
     if text.startswith("hf://"):
         raw_rows = _read_hub(text)
     else:
-        raw_rows = _read_jsonl(Path(text), "benchmark file")
+        raw_rows = list(read_jsonl(Path(text), "benchmark file"))
     if not raw_rows:
         raise MaplError(f"{text}: the benchmark has no rows")
     rows, seen = [], set()
@@ -210,7 +181,7 @@ def read_base_prompts(path: str | Path) -> list[tuple[int, str]]:
     """(key, prompt) pairs from a jsonl file of {"key", "prompt"} rows (key defaults to the row number)."""
     path = Path(path)
     out, seen = [], set()
-    for index, (lineno, raw) in enumerate(_read_jsonl(path)):
+    for index, (lineno, raw) in enumerate(read_jsonl(path)):
         prompt = raw.get("prompt") if isinstance(raw, dict) else None
         if not isinstance(prompt, str) or not prompt.strip():
             raise MaplError(f"{path}: line {lineno}: needs a non-empty string 'prompt'")

@@ -30,6 +30,7 @@ from mapl_cli.errors import Interrupted, MaplError, naming, raise_if_interrupted
 from mapl_cli.evaluation.backends.base import GenerationBackend, SamplingConfig
 from mapl_cli.evaluation.benchmark import BenchmarkRow, parse_row, read_benchmark
 from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
+from mapl_cli.jsonl import read_jsonl
 
 RESULTS_JSONL = "results.jsonl"
 SETTINGS_JSON = "settings.json"
@@ -173,21 +174,11 @@ def _promote(work: Path, out: Path) -> None:
 
 
 def _read_records(path: Path) -> Iterator[dict]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
-                    # A crash can cut the last line short; everything before it is intact.
-                    continue
-                if not isinstance(record, dict) or not isinstance(record.get("model"), str) or "key" not in record:
-                    raise MaplError(f"{path}: line {lineno} is not a result written by mapl evaluate; start over with --force")
-                yield record
-    except UnicodeDecodeError:
-        raise MaplError(f"{path}: not a UTF-8 text file; start over with --force") from None
+    # A crash can cut the last line short; everything before it is intact.
+    for lineno, record in read_jsonl(path, None, skip_bad_lines=True, advice="start over with --force"):
+        if not isinstance(record, dict) or not isinstance(record.get("model"), str) or "key" not in record:
+            raise MaplError(f"{path}: line {lineno} is not a result written by mapl evaluate; start over with --force")
+        yield record
 
 
 class _ResultWriter:
@@ -380,15 +371,12 @@ def read_responses(path: str, rows: Sequence[BenchmarkRow] | None) -> list[tuple
     line must carry its own instruction_id_list and kwargs. Two lines for the same benchmark row are an
     error (which one would be scored?).
     """
-    from mapl_cli.evaluation.benchmark import json_line, jsonl_lines
-
     file = Path(path)
     by_key = {row.key: row for row in rows or []}
     by_prompt = {row.prompt: row for row in rows or []}
     out = []
     seen: dict[Any, int] = {}
-    for lineno, line in jsonl_lines(file, "responses file"):
-        raw = json_line(line, f"{file}: line {lineno}")
+    for lineno, raw in read_jsonl(file, "responses file"):
         if not isinstance(raw, dict) or not isinstance(raw.get("response"), str):
             raise MaplError(f"{file}: line {lineno}: needs a string 'response'")
         if rows is None:
