@@ -3,7 +3,8 @@
     mapl synthesize examples/prefs.jsonl --output out/pairs
     mapl synthesize hf://my-org/prefs:train --output out/pairs --workers 8 --shard 3/16
 
-Writes OUTPUT/pairs.parquet (standard, intra and inter rows) and OUTPUT/manifest.json.
+Writes OUTPUT/pairs.parquet (standard, intra and inter rows) and OUTPUT/manifest.json. Each flag sets the
+`SynthConfig` field of the same name (synth/run.py), whose defaults are the flags' defaults.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import typer
 
 from mapl_cli.commands.parsing import parse_ids, parse_shard
 from mapl_cli.errors import MaplError
+from mapl_cli.prefs import Columns
+from mapl_cli.synth.run import SynthConfig
 
-CONDITIONS = ("all_vs_notall", "some_vs_none")
-ANCHORS = ("chosen", "rejected")
+_COLUMNS = Columns()  # the default column names
 
 
 def _choices(value: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]:
@@ -31,30 +33,30 @@ def _choices(value: str, allowed: tuple[str, ...], flag: str) -> tuple[str, ...]
 def command(
     input: Annotated[str, typer.Argument(help="Preference rows: a .parquet, .jsonl or .json file, or hf://name[:split].", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder; pairs.parquet and manifest.json are written there.", show_default=False)],
-    seed: Annotated[int, typer.Option(help="Random seed; the same input, options and seed give a byte-identical file.")] = 0,
-    k_min: Annotated[int, typer.Option(min=1, help="Fewest instructions added to a prompt.")] = 2,
-    k_max: Annotated[int, typer.Option(min=1, help="Most instructions added to a prompt (k is drawn uniformly from k-min..k-max); no more than the usable instruction types that can share a prompt.")] = 4,
-    conditions: Annotated[str, typer.Option(help="Intra-sample conditions to draw from, comma-separated: all_vs_notall (y meets every instruction of x_w, not all of x_l), some_vs_none (y meets some of x_w, none of x_l). Each intra pair draws one uniformly.")] = "all_vs_notall,some_vs_none",
-    anchors: Annotated[str, typer.Option(help="Responses to build intra-sample pairs around, comma-separated: chosen, rejected.")] = "chosen,rejected",
-    intra_per_response: Annotated[int, typer.Option(min=0, help="Intra-sample pairs built per anchor response (0 disables intra pairs).")] = 1,
-    inter_per_pair: Annotated[int, typer.Option(min=0, help="Inter-sample pairs built per preference row (0 disables inter pairs).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed; the same input, options and seed give a byte-identical file.")] = SynthConfig.seed,
+    k_min: Annotated[int, typer.Option(min=1, help="Fewest instructions added to a prompt.")] = SynthConfig.k_min,
+    k_max: Annotated[int, typer.Option(min=1, help="Most instructions added to a prompt (k is drawn uniformly from k-min..k-max); no more than the usable instruction types that can share a prompt.")] = SynthConfig.k_max,
+    conditions: Annotated[str, typer.Option(help="Intra-sample conditions to draw from, comma-separated: all_vs_notall (y meets every instruction of x_w, not all of x_l), some_vs_none (y meets some of x_w, none of x_l). Each intra pair draws one uniformly.")] = ",".join(SynthConfig.conditions),
+    anchors: Annotated[str, typer.Option(help="Responses to build intra-sample pairs around, comma-separated: chosen, rejected.")] = ",".join(SynthConfig.anchors),
+    intra_per_response: Annotated[int, typer.Option(min=0, help="Intra-sample pairs built per anchor response (0 disables intra pairs).")] = SynthConfig.intra_per_response,
+    inter_per_pair: Annotated[int, typer.Option(min=0, help="Inter-sample pairs built per preference row (0 disables inter pairs).")] = SynthConfig.inter_per_pair,
     include: Annotated[list[str] | None, typer.Option(help="Use only these instruction ids (repeat or comma-separate), e.g. punctuation:no_comma.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Never use these instruction ids (repeat or comma-separate), e.g. to hold types out for evaluation.")] = None,
-    no_standard: Annotated[bool, typer.Option("--no-standard", help="Do not copy the original pairs into the output as standard rows.")] = False,
-    shard: Annotated[str, typer.Option(help="Process only shard I of N (0-based contiguous split of the input rows), for Slurm job arrays; the N outputs concatenated in order equal the unsharded output.")] = "0/1",
-    workers: Annotated[int, typer.Option(min=0, help="Worker processes; 0 means one per CPU core. The output does not depend on this.")] = 0,
-    limit: Annotated[int | None, typer.Option(min=1, help="Process at most this many input rows (of this shard).", show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT/pairs.parquet.")] = False,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip and count unusable input rows instead of stopping at the first one.")] = False,
-    prompt_column: Annotated[str, typer.Option(help="Input column holding the prompt (a string or a list of {role, content} messages).")] = "prompt",
-    chosen_column: Annotated[str, typer.Option(help="Input column holding the preferred response.")] = "chosen",
-    rejected_column: Annotated[str, typer.Option(help="Input column holding the dispreferred response.")] = "rejected",
-    id_column: Annotated[str, typer.Option(help="Input column with a row id; rows without one get a content hash as source_id.")] = "id",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    no_standard: Annotated[bool, typer.Option("--no-standard", help="Do not copy the original pairs into the output as standard rows.")] = not SynthConfig.standard,
+    shard: Annotated[str, typer.Option(help="Process only shard I of N (0-based contiguous split of the input rows), for Slurm job arrays; the N outputs concatenated in order equal the unsharded output.")] = "/".join(map(str, SynthConfig.shard)),
+    workers: Annotated[int, typer.Option(min=0, help="Worker processes; 0 means one per CPU core. The output does not depend on this.")] = SynthConfig.workers,
+    limit: Annotated[int | None, typer.Option(min=1, help="Process at most this many input rows (of this shard).", show_default=False)] = SynthConfig.limit,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing OUTPUT/pairs.parquet.")] = SynthConfig.force,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip and count unusable input rows instead of stopping at the first one.")] = SynthConfig.skip_invalid,
+    prompt_column: Annotated[str, typer.Option(help="Input column holding the prompt (a string or a list of {role, content} messages).")] = _COLUMNS.prompt,
+    chosen_column: Annotated[str, typer.Option(help="Input column holding the preferred response.")] = _COLUMNS.chosen,
+    rejected_column: Annotated[str, typer.Option(help="Input column holding the dispreferred response.")] = _COLUMNS.rejected,
+    id_column: Annotated[str, typer.Option(help="Input column with a row id; rows without one get a content hash as source_id.")] = _COLUMNS.id,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = not SynthConfig.progress,
 ) -> None:
     """Turn preference rows (prompt, chosen, rejected) into MAPL pairs: standard, intra-sample and inter-sample."""
-    from mapl_cli.prefs import Columns
-    from mapl_cli.synth.run import SynthConfig, run
+    from mapl_cli.pairs import ANCHORS, CONDITIONS
+    from mapl_cli.synth.run import run
 
     config = SynthConfig(
         input=input,

@@ -3,8 +3,10 @@
 Pure and deterministic: every row gets its own `random.Random` seeded from the run seed and the row's
 position and content, so the output does not depend on worker count, batching or sharding.
 
-    from mapl_cli.synth.core import SynthOptions, synthesize_row
-    rows, dropped = synthesize_row(pref_row, SynthOptions(seed=0))
+    from mapl_cli.synth.core import synthesize_row
+    from mapl_cli.synth.run import SynthConfig
+    config = SynthConfig(input="examples/prefs.jsonl", output=Path("out/pairs"), seed=0)
+    rows, dropped = synthesize_row(pref_row, config, ("punctuation:no_comma", "startend:quotation"))
 
 Intra (prompt side, Rc-BT): for a response y, two prompts x_w and x_l carrying the same instruction types
 with different arguments, so that y fits x_w better:
@@ -20,27 +22,14 @@ import hashlib
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mapl_cli.instructions import REGISTRY, conflicts
 from mapl_cli.prefs import Message, PrefRow, content_hash
 
-CONDITIONS = ("all_vs_notall", "some_vs_none")
-ANCHORS = ("chosen", "rejected")
-
-
-@dataclass(frozen=True)
-class SynthOptions:
-    seed: int = 0
-    k_min: int = 2
-    k_max: int = 4
-    conditions: tuple[str, ...] = CONDITIONS
-    anchors: tuple[str, ...] = ANCHORS
-    intra_per_response: int = 1
-    inter_per_pair: int = 1
-    instruction_ids: tuple[str, ...] = field(default_factory=lambda: tuple(sorted(REGISTRY)))
-    standard: bool = True
+if TYPE_CHECKING:
+    from mapl_cli.synth.run import SynthConfig
 
 
 @dataclass
@@ -210,24 +199,27 @@ def _intra_holds(condition: str, ver_w: list[bool], ver_l: list[bool]) -> bool:
     return any(ver_w) and not any(ver_l)
 
 
-def synthesize_row(source: PrefRow, opts: SynthOptions) -> tuple[list[dict[str, Any]], Counter]:
+def synthesize_row(source: PrefRow, config: SynthConfig, instruction_ids: tuple[str, ...]) -> tuple[list[dict[str, Any]], Counter]:
     """All MAPL pairs for one preference row, and a Counter of dropped candidates by reason.
+
+    `config` gives the seed, k range, conditions, anchors and how many pairs of each kind to build;
+    `instruction_ids` are the types that may be drawn (its --include/--exclude, resolved).
 
     Every intra and inter row is re-checked with the registry before it is returned: a row whose verdicts
     do not hold is dropped and counted, never written.
     """
-    rng = row_rng(opts.seed, source)
+    rng = row_rng(config.seed, source)
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
-    if opts.standard:
+    if config.standard:
         rows.append(_row("standard", source, source.prompt, source.prompt, source.chosen, source.rejected, [], [], [], []))
     responses = {"chosen": source.chosen, "rejected": source.rejected}
-    for anchor in opts.anchors:
+    for anchor in config.anchors:
         y = responses[anchor]
-        for _ in range(opts.intra_per_response):
-            condition = rng.choice(opts.conditions)
-            k = rng.randint(opts.k_min, opts.k_max)
-            sides = _intra_sides(y, condition, k, rng, opts.instruction_ids)
+        for _ in range(config.intra_per_response):
+            condition = rng.choice(config.conditions)
+            k = rng.randint(config.k_min, config.k_max)
+            sides = _intra_sides(y, condition, k, rng, instruction_ids)
             if sides is None:
                 dropped[f"intra:{condition}:too_few_instructions"] += 1
                 continue
@@ -247,9 +239,9 @@ def synthesize_row(source: PrefRow, opts: SynthOptions) -> tuple[list[dict[str, 
                 dropped[f"intra:{condition}:identical_prompts"] += 1
                 continue
             rows.append(_row("intra", source, prompt_w, prompt_l, y, y, inst_w, inst_l, ver_w, ver_l, condition, anchor))
-    for _ in range(opts.inter_per_pair):
-        k = rng.randint(opts.k_min, opts.k_max)
-        picked = _inter_side(source.chosen, source.rejected, k, rng, opts.instruction_ids)
+    for _ in range(config.inter_per_pair):
+        k = rng.randint(config.k_min, config.k_max)
+        picked = _inter_side(source.chosen, source.rejected, k, rng, instruction_ids)
         if picked is None:
             dropped["inter:no_discriminating_instructions"] += 1
             continue

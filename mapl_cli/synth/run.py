@@ -43,6 +43,7 @@ from mapl_cli.errors import (
     signal_name,
 )
 from mapl_cli.manifest import atomic_path, build_manifest, remove_stale_temporaries
+from mapl_cli.pairs import ANCHORS, CONDITIONS
 from mapl_cli.prefs import Columns, PrefSource, normalise_row
 
 ROW_GROUP_ROWS = 8192  # output rows per Parquet row group: fixed, so bytes do not depend on batching
@@ -51,13 +52,19 @@ BATCH_ROWS = 256  # source rows per unit of work sent to a worker
 
 @dataclass
 class SynthConfig:
+    """Everything `mapl synthesize` is asked to do, with each option's default written here only: every flag
+    of the command sets the field of the same name (--no-standard sets `standard`, --quiet `progress`, the
+    --*-column flags `columns`), and the flags' defaults are these. Worker processes get this object as it
+    is; manifest.json records it under `options`, less `progress` and `batch_rows`, plus the instruction ids
+    that --include/--exclude leave."""
+
     input: str
     output: Path
     seed: int = 0
     k_min: int = 2
     k_max: int = 4
-    conditions: tuple[str, ...] = ("all_vs_notall", "some_vs_none")
-    anchors: tuple[str, ...] = ("chosen", "rejected")
+    conditions: tuple[str, ...] = CONDITIONS
+    anchors: tuple[str, ...] = ANCHORS
     intra_per_response: int = 1
     inter_per_pair: int = 1
     include: tuple[str, ...] = ()
@@ -145,7 +152,7 @@ def _signals_held():
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
 
 
-def _init_worker(opts, spec: str, columns: Columns, skip_invalid: bool) -> None:
+def _init_worker(config: SynthConfig, instruction_ids: tuple[str, ...]) -> None:
     # Ctrl-C reaches every process of the terminal's group: the driver alone reports it and ends the pool
     # (whose SIGTERM then ends a worker quietly), instead of one traceback per worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -153,30 +160,30 @@ def _init_worker(opts, spec: str, columns: Columns, skip_invalid: bool) -> None:
     forget_signals()
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
-    _set_worker_state(opts, spec, columns, skip_invalid)
+    _set_worker_state(config, instruction_ids)
 
 
-def _set_worker_state(opts, spec: str, columns: Columns, skip_invalid: bool) -> None:
-    _WORKER.update(opts=opts, spec=spec, columns=columns, skip_invalid=skip_invalid)
+def _set_worker_state(config: SynthConfig, instruction_ids: tuple[str, ...]) -> None:
+    _WORKER.update(config=config, instruction_ids=instruction_ids)
 
 
 def _process_batch(batch: list[tuple[int, Any]]) -> tuple[list[dict], Counter, Counter, int]:
     from mapl_cli.synth.core import synthesize_row
 
-    opts, spec, columns = _WORKER["opts"], _WORKER["spec"], _WORKER["columns"]
+    config, instruction_ids = _WORKER["config"], _WORKER["instruction_ids"]
     rows: list[dict] = []
     invalid: Counter = Counter()
     dropped: Counter = Counter()
     for index, raw in batch:
         raise_if_interrupted()  # a signal remembered in a finalizer (errors.on_signal); workers ignore SIGINT
         try:
-            pref = normalise_row(spec, index, raw, columns)
+            pref = normalise_row(str(config.input), index, raw, config.columns)
         except InvalidRowError as err:
-            if not _WORKER["skip_invalid"]:
+            if not config.skip_invalid:
                 raise
             invalid[err.reason] += 1
             continue
-        new_rows, new_dropped = synthesize_row(pref, opts)
+        new_rows, new_dropped = synthesize_row(pref, config, instruction_ids)
         rows.extend(new_rows)
         dropped.update(new_dropped)
     return rows, invalid, dropped, len(batch)
@@ -255,8 +262,6 @@ def run(config: SynthConfig) -> dict[str, Any]:
     Everything that can be checked is checked before the output folder is touched; OUTPUT/pairs.parquet
     and manifest.json are replaced together at the end, so a failed or interrupted run leaves an earlier
     output as it was (and no temporary file: a killed run's are removed by the next run)."""
-    from mapl_cli.synth.core import SynthOptions
-
     started = time.time()
     _check_options(config)
     instruction_ids = resolve_instruction_ids(config.include, config.exclude)
@@ -273,11 +278,6 @@ def run(config: SynthConfig) -> dict[str, Any]:
         raise MaplError(f"--shard {config.shard[0]}/{config.shard[1]}: no rows in this shard ({total} rows in all)")
     if config.limit is not None:
         stop = min(stop, start + config.limit)
-    opts = SynthOptions(
-        seed=config.seed, k_min=config.k_min, k_max=config.k_max, conditions=config.conditions, anchors=config.anchors,
-        intra_per_response=config.intra_per_response, inter_per_pair=config.inter_per_pair,
-        instruction_ids=instruction_ids, standard=config.standard,
-    )
     created_dir = not out_dir.exists()
     try:
         with naming(out_dir):
@@ -286,7 +286,7 @@ def run(config: SynthConfig) -> dict[str, Any]:
         raise MaplError(f"{out_dir}: cannot create the output folder ({err.strerror or err})") from None
     remove_stale_temporaries(out_dir, legacy=(".pairs.parquet.tmp", ".manifest.json.tmp"))
     try:
-        manifest = _write(config, source, opts, (start, stop, total), instruction_ids, target, started)
+        manifest = _write(config, source, (start, stop, total), instruction_ids, target, started)
     except KeyboardInterrupt as err:
         kept = "an earlier pairs.parquet there is unchanged" if target.exists() else "nothing was written"
         raise Interrupted(f"synthesize interrupted ({signal_name(err)}); {kept}") from None
@@ -296,8 +296,8 @@ def run(config: SynthConfig) -> dict[str, Any]:
     return manifest
 
 
-def _write(config: SynthConfig, source: PrefSource, opts, span: tuple[int, int, int], instruction_ids, target: Path,
-           started: float) -> dict[str, Any]:
+def _write(config: SynthConfig, source: PrefSource, span: tuple[int, int, int], instruction_ids: tuple[str, ...],
+           target: Path, started: float) -> dict[str, Any]:
     """Stream the pairs into temporary files beside `target` and rename them into place at the end."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -315,7 +315,7 @@ def _write(config: SynthConfig, source: PrefSource, opts, span: tuple[int, int, 
         with writer, _progress(config.progress) as bar:
             task = bar.add_task("synthesize", total=stop - start, rate="-")
             batches = source.batches(config.batch_rows, start, stop)
-            init = (opts, source.spec, config.columns, config.skip_invalid)
+            init = (config, instruction_ids)
             workers = _workers(config.workers, stop - start, config.batch_rows)
             for rows, invalid, dropped, read in _results(batches, workers, init):
                 raise_if_interrupted()
