@@ -9,23 +9,12 @@ from typing import Annotated
 
 import typer
 
-from mapl_cli.models import Dtype
-from mapl_cli.train.config import DTYPES
+from mapl_cli.train.config import DTYPES, INTER_LOSSES, SCHEDULERS
 
-
-class Scheduler(str, Enum):
-    cosine = "cosine"
-    linear = "linear"
-    constant = "constant"
-
-
-class InterLoss(str, Enum):
-    pair = "pair"
-    margin = "margin"
-
-
-#: `Dtype` less what training does not offer (config.DTYPES).
-TrainDtype = Enum("TrainDtype", {d.name: d.value for d in Dtype if d.value in DTYPES}, type=str)
+# The choices are written once, in config.py (which checks them); these enums only show them to Typer.
+Scheduler = Enum("Scheduler", {name: name for name in SCHEDULERS}, type=str)
+InterLoss = Enum("InterLoss", {name: name for name in INTER_LOSSES}, type=str)
+TrainDtype = Enum("TrainDtype", {name: name for name in DTYPES}, type=str)  # models.Dtype less float16
 
 Pairs = Annotated[Path, typer.Argument(help="pairs.parquet written by `mapl synthesize` (or a folder holding one).")]
 Output = Annotated[Path, typer.Option("--output", "-o", help="Output folder: model/, metrics.jsonl, curves.png, manifest.json, checkpoints/.")]
