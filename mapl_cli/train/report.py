@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from mapl_cli.jsonl import read_jsonl as read_jsonl_lines
 from mapl_cli.pairs import KINDS
 
 # Sums accumulated over the rows of one optimizer step (all micro-batches, all processes), then reduced.
@@ -78,15 +79,8 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 def _records(path: Path) -> list[dict]:
     """The complete records of a jsonl file; a line cut short (a kill or a full disk mid-write) is skipped."""
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
-            records.append(record)
-    return records
+    return [record for _, record in read_jsonl_lines(path, None, skip_bad_lines=True)
+            if isinstance(record, dict) and isinstance(record.get("step"), int)]
 
 
 def truncate_jsonl(path: Path, last_step: int) -> None:
