@@ -3,9 +3,9 @@
 #   make demo      install into .venv, then run the end-to-end demo on the embedded model (about 20 min on 2 CPU cores)
 #   make demo-rm   the same for reward models (BT vs MAPL reward model, accuracy by kind on held-out pairs)
 #   make experiment  the lambda ablation (plain, intra, inter, both) x 3 seeds with paired intervals (~30 min)
-#   make test      install into .venv (with the dev extra), then run ruff and the fast test tier (under 3 min on 2 cores)
+#   make test      install into .venv (with the dev extra), then run ruff and the fast test tier (about 1 min on 2 cores)
 #   make test-slow the slow tier: multi-process training (torchrun, accelerate, Slurm scripts) and the other
-#                  long integration tests (pytest -m slow; about N min on 2 cores). .ci/run runs both tiers.
+#                  long integration tests (pytest -m slow; about 5 min on 2 cores). .ci/run runs both tiers.
 #
 # TORCH picks the torch build: the default is the CPU build this project is tested with; on a GPU machine
 # use for example `make test TORCH=torch`.
