@@ -19,6 +19,7 @@ import re
 
 from mapl_cli.errors import MaplError
 from mapl_cli.instructions.base import (
+    LESS_THAN,
     RELATIONS,
     Arg,
     BaseInstruction,
@@ -64,7 +65,7 @@ class NumberSentences(BaseInstruction):
                 "Your response should contain {amount}.",
                 "Answer in {amount}.",
                 "Write {amount} in total.",
-                "Keep your reply to {amount}." if relation == "less than" else "Use {amount} in your reply.",
+                "Keep your reply to {amount}." if relation == LESS_THAN else "Use {amount} in your reply.",
             )
         ).format(amount=amount)
 
