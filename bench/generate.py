@@ -53,9 +53,9 @@ def main() -> None:
 
     import torch
 
-    from mapl_cli.evaluation.backends.base import SamplingConfig
-    from mapl_cli.evaluation.backends.hf import HFBackend
     from mapl_cli.evaluation.benchmark import read_benchmark
+    from mapl_cli.generation.base import SamplingConfig
+    from mapl_cli.generation.hf import HFBackend
     from mapl_cli.models import load_causal_lm
 
     rows = read_benchmark(ROOT / "examples" / "eval_benchmark.jsonl", limit=args.prompts)

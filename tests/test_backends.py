@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from mapl_cli import generation as backends
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation import backends
-from mapl_cli.evaluation.backends.base import GenerationBackend, SamplingConfig
-from mapl_cli.evaluation.backends.hf import length_sorted_batches
+from mapl_cli.generation.base import GenerationBackend, SamplingConfig
+from mapl_cli.generation.hf import length_sorted_batches
 
 USER = [{"role": "user", "content": "Say hi."}]
 
@@ -50,7 +50,7 @@ def test_core_modules_do_not_import_vllm():
     import mapl_cli.evaluation.evaluate  # noqa: F401
 
     assert "vllm" not in sys.modules
-    assert backends.BACKENDS["vllm"].startswith("mapl_cli.evaluation.backends.vllm:")
+    assert backends.BACKENDS["vllm"].startswith("mapl_cli.generation.vllm:")
 
 
 def test_length_sorted_batches_group_similar_lengths_longest_first():
@@ -67,7 +67,7 @@ def lively_backend():
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from mapl_cli.evaluation.backends.hf import HFBackend
+    from mapl_cli.generation.hf import HFBackend
     from mapl_cli.models import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_model("tiny-random")))
@@ -125,7 +125,7 @@ def test_hf_stops_at_the_end_of_turn_token(lively_backend):
 
 
 def test_hf_backend_builds_from_the_tiny_random_builtin():
-    from mapl_cli.evaluation.backends.hf import HFBackend
+    from mapl_cli.generation.hf import HFBackend
 
     backend = HFBackend("tiny-random", batch_size=2)
     out = backend.generate([USER, USER[:1]], SamplingConfig(max_new_tokens=3))

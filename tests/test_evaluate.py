@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from mapl_cli.cli import app
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.backends.base import DummyBackend, SamplingConfig
 from mapl_cli.evaluation.benchmark import read_benchmark
 from mapl_cli.evaluation.evaluate import EvaluateConfig, run
 from mapl_cli.evaluation.scoring import METRICS, score_row, summarize
+from mapl_cli.generation.base import DummyBackend, SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARK = ROOT / "examples" / "eval_benchmark.jsonl"

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from mapl_cli.cli import app
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.backends.base import DummyBackend, SamplingConfig
 from mapl_cli.evaluation.benchmark import read_benchmark
 from mapl_cli.evaluation.evaluate import EvaluateConfig, run, split_reasoning
+from mapl_cli.generation.base import DummyBackend, SamplingConfig
 from mapl_cli.instructions import get_instruction
 from mapl_cli.instructions.base import CheckOnlyInstruction
 
@@ -284,7 +284,7 @@ def test_system_prompt_and_template_kwargs_reach_the_backend(tmp_path):
 
 
 def test_hf_rendering_passes_template_kwargs():
-    from mapl_cli.evaluation.backends.hf import render_prompts
+    from mapl_cli.generation.hf import render_prompts
 
     class Tokenizer:
         chat_template = "{{ messages }}"

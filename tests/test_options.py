@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from mapl_cli.cli import app
 from mapl_cli.commands import evaluate as evaluate_cmd
 from mapl_cli.commands import train_dpo, train_rm
-from mapl_cli.evaluation.backends.base import SamplingConfig
 from mapl_cli.evaluation.evaluate import EvaluateConfig
+from mapl_cli.generation.base import SamplingConfig
 from mapl_cli.train.config import TrainConfig
 
 runner = CliRunner()

@@ -78,7 +78,7 @@ def _probability(value: float | None) -> float | None:
 def resolve_sampling(preset: Preset, max_new_tokens: int | None, temperature: float | None, top_p: float | None,
                      seed: int, chat_template_kwargs: str | None):
     """The generation settings: the preset's defaults, overridden by every option given explicitly."""
-    from mapl_cli.evaluation.backends.base import SamplingConfig
+    from mapl_cli.generation.base import SamplingConfig
 
     defaults = PRESETS[preset.value]
     return SamplingConfig(

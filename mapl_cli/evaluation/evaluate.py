@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.errors import Interrupted, MaplError, naming, raise_if_interrupted, signal_name
-from mapl_cli.evaluation.backends.base import GenerationBackend, SamplingConfig
 from mapl_cli.evaluation.benchmark import BenchmarkRow, parse_row, read_benchmark
 from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
+from mapl_cli.generation.base import GenerationBackend, SamplingConfig
 from mapl_cli.jsonl import read_jsonl
 
 RESULTS_JSONL = "results.jsonl"
@@ -257,7 +257,7 @@ def _unique(labels: Sequence[str], taken: Sequence[str] = ()) -> list[str]:
 
 def _labels(names: Sequence[str]) -> list[str]:
     """Report labels for `--model` values: a run folder's name, or the name itself."""
-    from mapl_cli.evaluation.checkpoints import display_name
+    from mapl_cli.generation.checkpoints import display_name
 
     return _unique([display_name(name) for name in names])
 
@@ -291,7 +291,7 @@ def check_device(device: str) -> None:
 def preflight_model(name: str) -> None:
     """Fail before any generation if `name` cannot be found, its files are damaged or its config cannot be
     read."""
-    from mapl_cli.evaluation.checkpoints import resolve_checkpoint
+    from mapl_cli.generation.checkpoints import resolve_checkpoint
 
     try:
         checkpoint = resolve_checkpoint(name)
@@ -310,7 +310,7 @@ def preflight_model(name: str) -> None:
 def _make_backend(config: EvaluateConfig, model: str) -> GenerationBackend:
     if config.backend_factory is not None:
         return config.backend_factory(model)
-    from mapl_cli.evaluation.backends import get_backend
+    from mapl_cli.generation import get_backend
 
     try:
         return get_backend(

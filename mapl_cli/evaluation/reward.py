@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.checkpoints import display_name, resolve_checkpoint
+from mapl_cli.generation.checkpoints import display_name, resolve_checkpoint
 
 
 def _json(path: Path) -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 A backend turns chat prompts (lists of {role, content} messages) and one set of sampling settings into one
 response string per prompt, in input order. Batching, padding and stop tokens are the backend's business.
 
-    from mapl_cli.evaluation.backends import get_backend
+    from mapl_cli.generation import get_backend
     backend = get_backend("hf", model="tiny-random")
     responses = backend.generate([[{"role": "user", "content": "Hi"}]], SamplingConfig(max_new_tokens=8))
 """

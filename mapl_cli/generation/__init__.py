@@ -1,6 +1,7 @@
-"""Generation backends, looked up by name from lazy "module:Class" strings.
+"""Generation backends, looked up by name from lazy "module:Class" strings, and where a `--model` value
+points (`checkpoints.py`). Below the stages: evaluation generates through it, and so can any later stage.
 
-The core never imports vLLM: `backends/vllm.py` is imported only when the vllm backend is asked for (or
+The core never imports vLLM: `generation/vllm.py` is imported only when the vllm backend is asked for (or
 `auto` finds vLLM importable and a GPU present).
 
     backend = get_backend("auto", model="smollm2-135m-instruct", batch_size=16)
@@ -13,12 +14,12 @@ import importlib.util
 from typing import Any
 
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.backends.base import DummyBackend, GenerationBackend, SamplingConfig
+from mapl_cli.generation.base import DummyBackend, GenerationBackend, SamplingConfig
 
 BACKENDS: dict[str, str] = {
-    "hf": "mapl_cli.evaluation.backends.hf:HFBackend",
-    "vllm": "mapl_cli.evaluation.backends.vllm:VLLMBackend",
-    "dummy": "mapl_cli.evaluation.backends.base:DummyBackend",
+    "hf": "mapl_cli.generation.hf:HFBackend",
+    "vllm": "mapl_cli.generation.vllm:VLLMBackend",
+    "dummy": "mapl_cli.generation.base:DummyBackend",
 }
 
 __all__ = ["BACKENDS", "DummyBackend", "GenerationBackend", "SamplingConfig", "get_backend", "resolve_backend_name"]

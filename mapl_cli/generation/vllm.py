@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.backends.base import Messages, ProgressFn, SamplingConfig
-from mapl_cli.evaluation.checkpoints import Checkpoint, resolve_checkpoint
+from mapl_cli.generation.base import Messages, ProgressFn, SamplingConfig
+from mapl_cli.generation.checkpoints import Checkpoint, resolve_checkpoint
 
 
 def _local_model_path(name: str) -> str:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.backends.base import Messages, ProgressFn, SamplingConfig
-from mapl_cli.evaluation.checkpoints import resolve_checkpoint
+from mapl_cli.generation.base import Messages, ProgressFn, SamplingConfig
+from mapl_cli.generation.checkpoints import resolve_checkpoint
 
 _KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
 
