@@ -53,7 +53,7 @@ def main() -> None:
 
     import torch
 
-    from mapl_cli.evaluation.benchmark import read_benchmark
+    from mapl_cli.benchmark import read_benchmark
     from mapl_cli.generation.base import SamplingConfig
     from mapl_cli.generation.hf import HFBackend
     from mapl_cli.models import load_causal_lm

@@ -42,7 +42,7 @@ def main() -> None:
     install()
     from lm_eval.tasks.ifeval import utils as reference
 
-    from mapl_cli.evaluation.benchmark import read_benchmark
+    from mapl_cli.benchmark import read_benchmark
     from mapl_cli.evaluation.scoring import score_row
     from mapl_cli.manifest import file_sha256
 

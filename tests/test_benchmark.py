@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mapl_cli.benchmark import build_rows, read_base_prompts, read_benchmark
 from mapl_cli.cli import app
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.benchmark import build_rows, read_base_prompts, read_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "examples" / "eval_prompts.jsonl"
@@ -159,7 +159,7 @@ def test_hub_benchmark_offline_says_how_to_use_a_local_copy(tmp_path):
 def test_every_ifeval_id_is_in_the_registry_and_draws_arguments_it_accepts():
     import random
 
-    from mapl_cli.evaluation.benchmark import instruction_pool, validate_kwargs
+    from mapl_cli.benchmark import instruction_pool, validate_kwargs
     from mapl_cli.instructions import REGISTRY
 
     assert len(REGISTRY) == 25 and instruction_pool() == list(REGISTRY)
@@ -191,7 +191,7 @@ def test_every_ifeval_id_is_in_the_registry_and_draws_arguments_it_accepts():
     ],
 )
 def test_each_instruction_type_judges_its_benchmark_arguments(instruction_id, kwargs, message):
-    from mapl_cli.evaluation.benchmark import validate_kwargs
+    from mapl_cli.benchmark import validate_kwargs
 
     with pytest.raises(ValueError) as info:
         validate_kwargs(instruction_id, kwargs)
@@ -199,7 +199,7 @@ def test_each_instruction_type_judges_its_benchmark_arguments(instruction_id, kw
 
 
 def test_null_placeholders_are_dropped_and_unscored_types_keep_their_arguments():
-    from mapl_cli.evaluation.benchmark import validate_kwargs
+    from mapl_cli.benchmark import validate_kwargs
     from mapl_cli.instructions import CHECK_ONLY
 
     args = {"num_words": 300, "relation": "less than", "keywords": None}
@@ -220,7 +220,7 @@ def test_check_only_types_draw_no_benchmark_arguments():
 def test_build_benchmark_draws_from_ifevals_ids_in_ifevals_order():
     """The default pool's order fixes what a seed gives (a shuffle of it picks each prompt's types): it is the
     order of IFEval's own registry, which `REGISTRY` follows."""
-    from mapl_cli.evaluation.benchmark import instruction_pool
+    from mapl_cli.benchmark import instruction_pool
     from tests.nltk_offline import install
 
     install()  # the reference looks for punkt_tab when imported and would download it

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from mapl_cli.benchmark import read_benchmark
 from mapl_cli.cli import app
 from mapl_cli.errors import MaplError
-from mapl_cli.evaluation.benchmark import read_benchmark
 from mapl_cli.evaluation.evaluate import EvaluateConfig, run, split_reasoning
 from mapl_cli.generation.base import DummyBackend, SamplingConfig
 from mapl_cli.instructions import get_instruction

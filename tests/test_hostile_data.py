@@ -59,7 +59,7 @@ def tree(folder: Path) -> dict[str, str]:
 
 
 def _responses(n: int = 12, keys: bool = False) -> str:
-    from mapl_cli.evaluation.benchmark import read_benchmark
+    from mapl_cli.benchmark import read_benchmark
 
     rows = read_benchmark(BENCHMARK)[:n]
     lines = []

@@ -20,7 +20,7 @@ import pytest
 
 ifbench = pytest.importorskip("ifbench")
 
-from mapl_cli.evaluation.benchmark import read_benchmark  # noqa: E402
+from mapl_cli.benchmark import read_benchmark  # noqa: E402
 from mapl_cli.evaluation.scoring import score_row  # noqa: E402
 from tests.nltk_offline import ifbench_reference, install  # noqa: E402
 

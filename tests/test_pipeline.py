@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from mapl_cli.benchmark import read_benchmark
 from mapl_cli.cli import app
-from mapl_cli.evaluation.benchmark import read_benchmark
 from mapl_cli.models import resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]

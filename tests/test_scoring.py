@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mapl_cli.evaluation.benchmark import BenchmarkRow, read_benchmark
+from mapl_cli.benchmark import BenchmarkRow, read_benchmark
 from mapl_cli.evaluation.scoring import METRICS, Verdicts, score_row, summarize
 
 ROOT = Path(__file__).resolve().parents[1]

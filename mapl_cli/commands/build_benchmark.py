@@ -28,7 +28,7 @@ def command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
 ) -> None:
     """Write an IFEval-format multi-instruction benchmark (1 to 6 instructions per prompt by default)."""
-    from mapl_cli.evaluation.benchmark import (
+    from mapl_cli.benchmark import (
         build_rows,
         check_benchmark_output,
         instruction_pool,

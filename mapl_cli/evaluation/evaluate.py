@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mapl_cli.benchmark import BenchmarkRow, parse_row, read_benchmark
 from mapl_cli.errors import Interrupted, MaplError, naming, raise_if_interrupted, signal_name
-from mapl_cli.evaluation.benchmark import BenchmarkRow, parse_row, read_benchmark
 from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
 from mapl_cli.generation.base import GenerationBackend, SamplingConfig
 from mapl_cli.jsonl import read_jsonl
