@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mapl_cli.errors import MaplError
 from mapl_cli.jsonl import read_jsonl
@@ -117,6 +117,17 @@ def read_benchmark(source: str | Path, limit: int | None = None) -> list[Benchma
     return rows
 
 
+Row = TypeVar("Row")
+
+
+def shard_rows(rows: Sequence[Row], shard: tuple[int, int]) -> list[Row]:
+    """The I-th of N contiguous slices (`--shard I/N`); the N slices in order are the whole list."""
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise MaplError(f"--shard: need 0 <= I < N, got {index}/{count}")
+    return list(rows[index * len(rows) // count : (index + 1) * len(rows) // count])
+
+
 # ---- building a multi-instruction benchmark ----------------------------------------------------------------
 
 
@@ -159,22 +170,28 @@ def build_rows(
 ) -> list[BenchmarkRow]:
     """One benchmark row per (key, base prompt). Each row's draws use an rng seeded by (seed, key), so a row
     does not change when other prompts are added or removed."""
-    from mapl_cli.instructions import conflicts, get_instruction
-
     if not 1 <= k_min <= k_max:
         raise MaplError(f"need 1 <= --k-min <= --k-max, got {k_min} and {k_max}")
     pool = instruction_pool(include, exclude)
-    rows = []
-    for key, base in prompts:
-        rng = random.Random(f"mapl-benchmark:{seed}:{key}")
-        k = rng.randint(k_min, k_max)
-        ids = _pick_ids(pool, k, rng, conflicts)
-        if ids is None:
-            raise MaplError(f"cannot find {k} conflict-free instructions among {len(pool)} ids for prompt key {key}; widen --include or lower --k-max")
-        kwargs = [get_instruction(i).draw(base, rng) for i in ids]
-        lines = [get_instruction(i).describe(a, rng) for i, a in zip(ids, kwargs, strict=True)]
-        rows.append(BenchmarkRow(key=key, prompt=base.rstrip() + "\n\n" + "\n".join(lines), instruction_id_list=ids, kwargs=kwargs))
-    return rows
+    return [draw_row(key, base, pool, k_min, k_max, seed)[0] for key, base in prompts]
+
+
+def draw_row(
+    key: int | str, base: str, pool: Sequence[str], k_min: int, k_max: int, seed: int
+) -> tuple[BenchmarkRow, list[str]]:
+    """The benchmark row build-benchmark makes for one base prompt (k conflict-free instructions from `pool`
+    appended one per line, drawn from an rng seeded by (seed, key)), and each instruction's text."""
+    from mapl_cli.instructions import conflicts, get_instruction
+
+    rng = random.Random(f"mapl-benchmark:{seed}:{key}")
+    k = rng.randint(k_min, k_max)
+    ids = _pick_ids(pool, k, rng, conflicts)
+    if ids is None:
+        raise MaplError(f"cannot find {k} conflict-free instructions among {len(pool)} ids for prompt key {key}; widen --include or lower --k-max")
+    kwargs = [get_instruction(i).draw(base, rng) for i in ids]
+    lines = [get_instruction(i).describe(a, rng) for i, a in zip(ids, kwargs, strict=True)]
+    row = BenchmarkRow(key=key, prompt=base.rstrip() + "\n\n" + "\n".join(lines), instruction_id_list=ids, kwargs=kwargs)
+    return row, lines
 
 
 def read_base_prompts(path: str | Path) -> list[tuple[int, str]]:

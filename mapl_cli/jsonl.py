@@ -1,5 +1,6 @@
 """Reading jsonl files (one JSON value per line), for every stage that takes one: preference rows,
-benchmarks, base prompts, response files and evaluate's results journal.
+benchmarks, base prompts, response files and the journals of evaluate and sample; and appending to such a
+journal (`JsonlAppender`).
 
     from mapl_cli.jsonl import read_jsonl
     for lineno, value in read_jsonl("examples/eval_prompts.jsonl", "prompts file"):
@@ -12,11 +13,12 @@ line naming the file and, where it applies, the line: "FILE: line 3: not valid J
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mapl_cli.errors import MaplError
+from mapl_cli.errors import MaplError, naming
 
 
 def jsonl_lines(path: str | Path, what: str | None = "file", *, advice: str = "") -> Iterator[tuple[int, str]]:
@@ -67,3 +69,27 @@ def read_jsonl(
                 continue
             raise
         yield lineno, value
+
+
+class JsonlAppender:
+    """Appends records to a journal (evaluate's results.jsonl, sample's samples.jsonl) and forces them to disk
+    after every `write`, so a crash loses at most the records of the write in progress."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with naming(path):
+            self.handle = open(path, "a", encoding="utf-8")
+
+    def write(self, records: Sequence[dict]) -> None:
+        with naming(self.path):
+            for record in records:
+                self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        try:
+            with naming(self.path):
+                self.handle.close()
+        except OSError:
+            pass  # a failed final flush only repeats the write error already being reported

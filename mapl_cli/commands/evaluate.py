@@ -12,14 +12,13 @@ prints the comparison table on stdout (with several models: each one's differenc
 from __future__ import annotations
 
 import json
-import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from mapl_cli.commands.parsing import parse_shard
+from mapl_cli.commands.parsing import at_least_zero, parse_shard, probability
 from mapl_cli.errors import MaplError
 from mapl_cli.models import Dtype
 
@@ -63,18 +62,6 @@ def parse_template_kwargs(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def _at_least_zero(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise typer.BadParameter(f"must be a finite number >= 0 (0 is greedy decoding), got {value}")
-    return value
-
-
-def _probability(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and 0 < value <= 1):
-        raise typer.BadParameter(f"must be in (0, 1], got {value}")
-    return value
-
-
 def resolve_sampling(preset: Preset, max_new_tokens: int | None, temperature: float | None, top_p: float | None,
                      seed: int, chat_template_kwargs: str | None):
     """The generation settings: the preset's defaults, overridden by every option given explicitly."""
@@ -100,8 +87,8 @@ def command(
     backend: Annotated[Backend, typer.Option(help="Generation backend: auto takes vllm when it imports and a GPU is present, else hf (transformers).")] = Backend.auto,
     preset: Annotated[Preset, typer.Option(help="Generation defaults: mapl (256 new tokens, greedy) or lm-eval (lm-evaluation-harness's IFEval task: 1,280 new tokens, greedy). Explicit --max-new-tokens, --temperature and --top-p override it.")] = Preset.mapl,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Most tokens generated per response [default: 256, or the preset's].", show_default=False)] = None,
-    temperature: Annotated[float | None, typer.Option(callback=_at_least_zero, help="Sampling temperature; 0 is greedy decoding [default: 0, or the preset's].", show_default=False)] = None,
-    top_p: Annotated[float | None, typer.Option(callback=_probability, help="Nucleus sampling mass, used when temperature > 0 [default: 1, or the preset's].", show_default=False)] = None,
+    temperature: Annotated[float | None, typer.Option(callback=at_least_zero, help="Sampling temperature; 0 is greedy decoding [default: 0, or the preset's].", show_default=False)] = None,
+    top_p: Annotated[float | None, typer.Option(callback=probability, help="Nucleus sampling mass, used when temperature > 0 [default: 1, or the preset's].", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed, also the seed of the bootstrap resampling.")] = 0,
     system_prompt: Annotated[str | None, typer.Option(help="A system message put before every benchmark prompt (default: none, as in IFEval).", show_default=False)] = None,
     chat_template_kwargs: Annotated[str | None, typer.Option(help='Extra chat-template variables as a JSON object, for example \'{"enable_thinking": false}\'.', show_default=False)] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from mapl_cli.errors import MaplError
@@ -57,3 +58,21 @@ def check_k_range(k_min: int, k_max: int, ids: Sequence[str]) -> None:
             f"--k-max {k_max}: at most {most} of the {len(ids)} usable instruction types can share a prompt "
             "(after --include/--exclude and IFEval's conflict table); lower --k-max or widen --include"
         )
+
+
+def at_least_zero(value: float | None) -> float | None:
+    """A --temperature callback: a finite number >= 0."""
+    import typer
+
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"must be a finite number >= 0 (0 is greedy decoding), got {value}")
+    return value
+
+
+def probability(value: float | None) -> float | None:
+    """A --top-p callback: a number in (0, 1]."""
+    import typer
+
+    if value is not None and not (math.isfinite(value) and 0 < value <= 1):
+        raise typer.BadParameter(f"must be in (0, 1], got {value}")
+    return value

@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapl_cli.benchmark import BenchmarkRow, parse_row, read_benchmark
-from mapl_cli.errors import Interrupted, MaplError, naming, raise_if_interrupted, signal_name
+from mapl_cli.benchmark import BenchmarkRow, parse_row, read_benchmark, shard_rows
+from mapl_cli.errors import Interrupted, MaplError, raise_if_interrupted, signal_name
 from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
 from mapl_cli.generation.base import GenerationBackend, SamplingConfig
-from mapl_cli.jsonl import read_jsonl
+from mapl_cli.generation.preflight import check_device, preflight_model
+from mapl_cli.jsonl import JsonlAppender, read_jsonl
 
 RESULTS_JSONL = "results.jsonl"
 SETTINGS_JSON = "settings.json"
@@ -181,29 +182,6 @@ def _read_records(path: Path) -> Iterator[dict]:
         yield record
 
 
-class _ResultWriter:
-    """Appends records to results.jsonl and forces them to disk after every chunk."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        with naming(path):
-            self.handle = open(path, "a", encoding="utf-8")
-
-    def write(self, records: Sequence[dict]) -> None:
-        with naming(self.path):
-            for record in records:
-                self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
-
-    def close(self) -> None:
-        try:
-            with naming(self.path):
-                self.handle.close()
-        except OSError:
-            pass  # a failed final flush only repeats the write error already being reported
-
-
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
@@ -260,51 +238,6 @@ def _labels(names: Sequence[str]) -> list[str]:
     from mapl_cli.generation.checkpoints import display_name
 
     return _unique([display_name(name) for name in names])
-
-
-def check_folders(name: str, checkpoint) -> None:
-    """check_model_folder for every local folder `name` stands for: a LoRA adapter and its base, or the
-    model folder (for a mapl run folder, its model/); built-in names are checked in their cache folder.
-    Hub ids are not local folders and are left to the loader's error."""
-    from mapl_cli.modelcheck import check_model_folder
-    from mapl_cli.models import resolve_model
-
-    if checkpoint.adapter:
-        check_model_folder(checkpoint.adapter, "LoRA adapter")
-    base = resolve_model(checkpoint.base)
-    if isinstance(base, Path) or Path(base).is_dir():
-        check_model_folder(base, "base model" if checkpoint.adapter else "model")
-
-
-def check_device(device: str) -> None:
-    """--device names a torch device that exists here."""
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError) as err:
-        raise MaplError(f"--device {device!r}: not a torch device ({str(err).splitlines()[0]})") from None
-    if parsed.type == "cuda" and (not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()):
-        raise MaplError(f"--device {device}: no such CUDA device here ({torch.cuda.device_count()} visible)")
-
-
-def preflight_model(name: str) -> None:
-    """Fail before any generation if `name` cannot be found, its files are damaged or its config cannot be
-    read."""
-    from mapl_cli.generation.checkpoints import resolve_checkpoint
-
-    try:
-        checkpoint = resolve_checkpoint(name)
-        check_folders(name, checkpoint)
-        from transformers import AutoConfig
-
-        from mapl_cli.models import resolve_model
-
-        AutoConfig.from_pretrained(str(resolve_model(checkpoint.base)))
-    except MaplError as err:
-        raise MaplError(f"model {name!r} cannot be loaded: {err}") from None
-    except Exception as err:  # noqa: BLE001 - missing files, bad config, offline hub: one line for the user
-        raise MaplError(f"model {name!r} cannot be loaded: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
 
 
 def _make_backend(config: EvaluateConfig, model: str) -> GenerationBackend:
@@ -483,14 +416,6 @@ def _seen_ids(config: EvaluateConfig) -> tuple[set[str], str] | None:
     return ids, "; ".join(sources)
 
 
-def shard_rows(rows: list[BenchmarkRow], shard: tuple[int, int]) -> list[BenchmarkRow]:
-    """The I-th of N contiguous slices; the N slices in order are the whole list."""
-    index, count = shard
-    if count < 1 or not 0 <= index < count:
-        raise MaplError(f"--shard: need 0 <= I < N, got {index}/{count}")
-    return rows[index * len(rows) // count : (index + 1) * len(rows) // count]
-
-
 def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str, Any]:
     """Combine the results.jsonl of several output folders (the shards of one evaluation) into one report."""
     from mapl_cli.manifest import build_manifest, remove_stale_temporaries, temporary_path, write_json_atomic
@@ -525,7 +450,7 @@ def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str
     work = temporary_path(config.output / "staging")  # the earlier files stay until the merge is complete
     work.mkdir()
     try:
-        writer = _ResultWriter(work / RESULTS_JSONL)
+        writer = JsonlAppender(work / RESULTS_JSONL)
         try:
             writer.write(ordered)
         finally:
@@ -656,7 +581,7 @@ def _evaluate(config, rows, responses, table, seen, done, work, started, console
     response_labels = _unique([Path(p).stem for p in config.responses], taken=model_labels)
     sources = dict(zip(model_labels, config.models, strict=True)) | dict(zip(response_labels, config.responses, strict=True))
 
-    writer = _ResultWriter(work / RESULTS_JSONL)
+    writer = JsonlAppender(work / RESULTS_JSONL)
     try:
         for label, path, pairs in zip(response_labels, config.responses, responses, strict=True):
             todo = [(row, text) for row, text in pairs if (label, row.key) not in done]

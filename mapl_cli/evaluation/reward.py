@@ -48,7 +48,7 @@ def _not_a_reward_model(name: str, checkpoint: Any) -> str | None:
 def preflight_reward_model(name: str) -> None:
     """Fail early when `name` is not a reward-model folder (or an adapter over one), or its files are
     damaged, before anything is generated or written."""
-    from mapl_cli.evaluation.evaluate import check_folders
+    from mapl_cli.generation.preflight import check_folders
 
     if not Path(name).exists():
         raise MaplError(f"{name}: no such reward-model folder (give the output folder of mapl train-rm)")

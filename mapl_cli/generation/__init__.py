@@ -14,7 +14,13 @@ import importlib.util
 from typing import Any
 
 from mapl_cli.errors import MaplError
-from mapl_cli.generation.base import DummyBackend, GenerationBackend, SamplingConfig
+from mapl_cli.generation.base import (
+    Completion,
+    DummyBackend,
+    GenerationBackend,
+    SamplingBackend,
+    SamplingConfig,
+)
 
 BACKENDS: dict[str, str] = {
     "hf": "mapl_cli.generation.hf:HFBackend",
@@ -22,7 +28,10 @@ BACKENDS: dict[str, str] = {
     "dummy": "mapl_cli.generation.base:DummyBackend",
 }
 
-__all__ = ["BACKENDS", "DummyBackend", "GenerationBackend", "SamplingConfig", "get_backend", "resolve_backend_name"]
+__all__ = [
+    "BACKENDS", "Completion", "DummyBackend", "GenerationBackend", "SamplingBackend", "SamplingConfig", "get_backend",
+    "resolve_backend_name",
+]
 
 
 def _gpu_available() -> bool:

@@ -2,6 +2,8 @@
 
 A backend turns chat prompts (lists of {role, content} messages) and one set of sampling settings into one
 response string per prompt, in input order. Batching, padding and stop tokens are the backend's business.
+A backend that can also `sample` (every backend here) returns n `Completion`s per prompt, each with why it
+ended: the stop token ("stop") or the --max-new-tokens limit ("length"); `mapl sample` uses it.
 
     from mapl_cli.generation import get_backend
     backend = get_backend("hf", model="tiny-random")
@@ -37,6 +39,18 @@ class SamplingConfig:
         return self.temperature <= 0.0
 
 
+#: Why a completion ended: a stop token, or the max_new_tokens limit.
+FINISH_REASONS = ("stop", "length")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled response and why it ended (one of FINISH_REASONS)."""
+
+    text: str
+    finish_reason: str
+
+
 @runtime_checkable
 class GenerationBackend(Protocol):
     """Chat prompts and sampling settings in, responses out (same order as the prompts)."""
@@ -52,17 +66,36 @@ class GenerationBackend(Protocol):
         ...
 
 
-class DummyBackend:
-    """A backend without a model: `respond(messages) -> str` makes each response; every call is recorded.
+@runtime_checkable
+class SamplingBackend(GenerationBackend, Protocol):
+    """A backend that also draws n responses per prompt: `out[i][j]` is prompt i's j-th sample. For a given
+    sampling seed the same prompts (in the same order) give the same samples."""
 
-    The default reply echoes the last user message, so tests can predict it.
+    def sample(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, n: int, progress: ProgressFn | None = None
+    ) -> list[list[Completion]]: ...
+
+
+class DummyBackend:
+    """A backend without a model: `respond(messages) -> str` makes each response, and `respond_n(messages, j)`
+    (a string, or a Completion to set the finish reason) the j-th sample of `sample`; every call is recorded.
+
+    The default reply echoes the last user message, and the default j-th sample is that echo with `#j` and the
+    seed, so tests can predict them.
     """
 
     name = "dummy"
 
-    def __init__(self, model: str = "dummy", respond: Callable[[Messages], str] | None = None, **_: object):
+    def __init__(
+        self,
+        model: str = "dummy",
+        respond: Callable[[Messages], str] | None = None,
+        respond_n: Callable[[Messages, int], str | Completion] | None = None,
+        **_: object,
+    ):
         self.model = model
         self.respond = respond or (lambda messages: f"echo: {messages[-1]['content']}")
+        self.respond_n = respond_n
         self.calls: list[tuple[list[Messages], SamplingConfig]] = []
         self.closed = False
 
@@ -71,6 +104,21 @@ class DummyBackend:
     ) -> list[str]:
         self.calls.append((list(prompts), sampling))
         out = [self.respond(messages) for messages in prompts]
+        if progress is not None:
+            progress(len(out))
+        return out
+
+    def sample(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, n: int, progress: ProgressFn | None = None
+    ) -> list[list[Completion]]:
+        self.calls.append((list(prompts), sampling))
+        out = []
+        for messages in prompts:
+            made = [
+                self.respond_n(messages, j) if self.respond_n else f"{self.respond(messages)} #{j} seed {sampling.seed}"
+                for j in range(n)
+            ]
+            out.append([m if isinstance(m, Completion) else Completion(m, "stop") for m in made])
         if progress is not None:
             progress(len(out))
         return out

@@ -7,6 +7,10 @@ as well as at EOS. Responses come back in the prompts' order.
 
     backend = HFBackend("smollm2-135m-instruct", batch_size=32)
     backend.generate([[{"role": "user", "content": "Write a haiku."}]], SamplingConfig(max_new_tokens=64))
+
+`sample` draws n responses per prompt with `num_return_sequences=n`: each prompt's rows follow each other
+in the batch, so a batch holds batch_size prompts and batch_size * n sequences. The torch generator is
+seeded once per call, so the same prompts and seed give the same samples.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mapl_cli.errors import MaplError
-from mapl_cli.generation.base import Messages, ProgressFn, SamplingConfig
+from mapl_cli.generation.base import Completion, Messages, ProgressFn, SamplingConfig
 from mapl_cli.generation.checkpoints import resolve_checkpoint
 
 _KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
@@ -116,28 +120,48 @@ class HFBackend:
         self.last_batches: list[tuple[list[int], int]] = []
         self.generated_tokens = 0
 
-    def _decode(self, tokens: list[int]) -> tuple[str, int]:
-        """The text before the first stop token, and how many tokens were generated (stop token included)."""
+    def _decode(self, tokens: list[int]) -> tuple[str, int, bool]:
+        """The text before the first stop token, how many tokens were generated (stop token included), and
+        whether a stop token ended it (else the max_new_tokens limit did)."""
         for j, token in enumerate(tokens):
             if token in self.stop_ids:
-                return self.tokenizer.decode(tokens[:j], skip_special_tokens=True), j + 1
-        return self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens)
+                return self.tokenizer.decode(tokens[:j], skip_special_tokens=True), j + 1, True
+        return self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), False
 
     def generate(
         self, prompts: Sequence[Messages], sampling: SamplingConfig, progress: ProgressFn | None = None
     ) -> list[str]:
+        return [samples[0].text for samples in self._run(prompts, sampling, 1, progress)]
+
+    def sample(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, n: int, progress: ProgressFn | None = None
+    ) -> list[list[Completion]]:
+        return self._run(prompts, sampling, n, progress)
+
+    def _options(self, sampling: SamplingConfig, n: int) -> dict[str, Any]:
         import torch
 
-        ids = render_prompts(self.tokenizer, prompts, sampling.chat_template_kwargs)
-        out: list[str | None] = [None] * len(ids)
-        self.last_batches = []
-        device = next(self.model.parameters()).device
         options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy}
+        if n > 1:
+            options["num_return_sequences"] = n
         if not sampling.greedy:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p)
             torch.manual_seed(sampling.seed)
         else:  # silence "temperature is set but do_sample is False" from the model's generation config
             options.update(temperature=None, top_p=None, top_k=None)
+        return options
+
+    def _run(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, n: int, progress: ProgressFn | None
+    ) -> list[list[Completion]]:
+        """n completions per prompt, in the prompts' order."""
+        import torch
+
+        ids = render_prompts(self.tokenizer, prompts, sampling.chat_template_kwargs)
+        out: list[list[Completion]] = [[] for _ in ids]
+        self.last_batches = []
+        device = next(self.model.parameters()).device
+        options = self._options(sampling, n)
         for batch in length_sorted_batches([len(x) for x in ids], self.batch_size):
             padded = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, padding=True, return_tensors="pt")
             width = padded["input_ids"].shape[1]
@@ -151,13 +175,14 @@ class HFBackend:
                     use_cache=True,
                     **options,
                 )
-            new_tokens = generated[:, width:].tolist()
-            for i, tokens in zip(batch, new_tokens, strict=True):
-                out[i], count = self._decode(tokens)
+            new_tokens = generated[:, width:].tolist()  # prompt i's n rows follow each other
+            for row, tokens in enumerate(new_tokens):
+                text, count, stopped = self._decode(tokens)
+                out[batch[row // n]].append(Completion(text or "", "stop" if stopped else "length"))
                 self.generated_tokens += count
             if progress is not None:
                 progress(len(batch))
-        return [text or "" for text in out]
+        return out
 
     def close(self) -> None:
         import gc

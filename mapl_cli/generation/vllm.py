@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.errors import MaplError
-from mapl_cli.generation.base import Messages, ProgressFn, SamplingConfig
+from mapl_cli.generation.base import Completion, Messages, ProgressFn, SamplingConfig
 from mapl_cli.generation.checkpoints import Checkpoint, resolve_checkpoint
 
 
@@ -91,8 +91,22 @@ class VLLMBackend:
     def generate(
         self, prompts: Sequence[Messages], sampling: SamplingConfig, progress: ProgressFn | None = None
     ) -> list[str]:
+        return [out.outputs[0].text for out in self._chat(prompts, sampling, 1, progress)]
+
+    def sample(
+        self, prompts: Sequence[Messages], sampling: SamplingConfig, n: int, progress: ProgressFn | None = None
+    ) -> list[list[Completion]]:
+        """n samples per prompt from one request each (`SamplingParams(n=n)`: vLLM shares the prompt's prefill
+        and KV cache among them); vLLM's finish reason is "stop" or "length"."""
+        outputs = self._chat(prompts, sampling, n, progress)
+        return [
+            [Completion(o.text, "length" if o.finish_reason == "length" else "stop") for o in out.outputs[:n]]
+            for out in outputs
+        ]
+
+    def _chat(self, prompts: Sequence[Messages], sampling: SamplingConfig, n: int, progress: ProgressFn | None) -> list:
         params = self._vllm.SamplingParams(
-            n=1,
+            n=n,
             temperature=sampling.temperature if not sampling.greedy else 0.0,
             top_p=sampling.top_p if not sampling.greedy else 1.0,
             max_tokens=sampling.max_new_tokens,
@@ -107,7 +121,7 @@ class VLLMBackend:
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")
         if progress is not None:
             progress(len(prompts))
-        return [out.outputs[0].text for out in outputs]
+        return outputs
 
     def close(self) -> None:
         del self.llm
