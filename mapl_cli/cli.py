@@ -20,7 +20,7 @@ import typer
 from mapl_cli import __version__
 from mapl_cli.commands import build_benchmark as build_benchmark_cmd
 from mapl_cli.commands import evaluate as evaluate_cmd
-from mapl_cli.commands import synthesize, train_dpo, train_rm
+from mapl_cli.commands import sample, synthesize, train_dpo, train_rm
 from mapl_cli.errors import MaplError, on_signal, signal_name
 
 app = typer.Typer(
@@ -93,6 +93,7 @@ def guarded(command: Callable) -> Callable:
     return wrapper
 
 
+app.command("sample")(guarded(sample.command))
 app.command("synthesize")(guarded(synthesize.command))
 app.command("train-rm")(guarded(train_rm.command))
 app.command("train-dpo")(guarded(train_dpo.command))
