@@ -259,3 +259,27 @@ def test_a_preference_files_prompts_get_instructions_on_their_last_user_turn(tmp
         assert sample["base_prompt"] == [{"role": "user", "content": row["prompt"]}]
         assert sample["prompt"][-1]["content"].startswith(row["prompt"].rstrip() + "\n\n")
         assert len(sample["instructions"]) == 2
+
+
+def test_a_failed_force_run_leaves_the_earlier_run_as_it_was(tmp_path):
+    from mapl_cli.errors import MaplError
+
+    out = tmp_path / "out"
+    run(SampleConfig(prompts=str(BENCHMARK), output=out, limit=4, chunk_size=2, progress=False,
+                     backend_factory=lambda model: DummyBackend(model)))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    class Fails(DummyBackend):
+        def sample(self, prompts, sampling, n, progress=None):
+            if self.calls:
+                raise MaplError("the disk is full")
+            return super().sample(prompts, sampling, n, progress)
+
+    with pytest.raises(MaplError, match="disk is full"):
+        run(SampleConfig(prompts=str(BENCHMARK), output=out, limit=4, chunk_size=2, n=3, force=True,
+                         progress=False, backend_factory=lambda model: Fails(model)))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder, nothing changed
+    run(SampleConfig(prompts=str(BENCHMARK), output=out, limit=4, n=3, force=True, progress=False,
+                     backend_factory=lambda model: DummyBackend(model)))
+    assert pq.read_table(out / "samples.parquet").num_rows == 12
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
