@@ -39,6 +39,9 @@ def test_shipped_benchmark_is_the_build_of_the_shipped_prompts(tmp_path):
 
 
 def test_rows_respect_k_range_are_conflict_free_and_valid_for_the_reference(tmp_path):
+    from tests.nltk_offline import install
+
+    install()  # the reference looks for NLTK's punkt_tab when imported, and would try to download it
     registry = pytest.importorskip("lm_eval.tasks.ifeval.instructions_registry")
     rows = read_benchmark(_build(tmp_path, "--k-min", "2", "--k-max", "5"))  # read_benchmark validates kwargs
     ks = {len(r.instruction_id_list) for r in rows}
