@@ -215,7 +215,7 @@ def test_resume_after_an_interruption_writes_what_an_uninterrupted_run_writes(tm
     assert sum(len(prompts) for prompts, _ in again.calls) == 3  # only the chunks not journalled
     for name in ("samples.parquet", "prefs.parquet"):
         assert pq.read_table(tmp_path / "cut" / name).equals(pq.read_table(tmp_path / "whole" / name))
-    with pytest.raises(Exception, match="different prompts or options"):
+    with pytest.raises(Exception, match="different settings"):
         run(config(tmp_path / "cut", lambda model: DummyBackend(model), resume=True, n=3))
 
 

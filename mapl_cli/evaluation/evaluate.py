@@ -18,7 +18,6 @@ report are rebuilt from that file at the end.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summ
 from mapl_cli.generation.base import GenerationBackend, SamplingConfig
 from mapl_cli.generation.preflight import check_device, preflight_model
 from mapl_cli.jsonl import JsonlAppender, read_jsonl
+from mapl_cli.runfolder import RunFolder
 
 RESULTS_JSONL = "results.jsonl"
 SETTINGS_JSON = "settings.json"
@@ -107,72 +107,16 @@ def check_output(config: EvaluateConfig) -> None:
         raise MaplError(f"{out}: holds results from an earlier run; pass --resume to continue it or --force to start over")
 
 
-def _make_folder(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MaplError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
-
-
-def _read_settings(path: Path) -> dict[str, Any]:
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise MaplError(f"{path}: not a settings file written by mapl evaluate; start over with --force") from None
-    if not isinstance(found, dict):
-        raise MaplError(f"{path}: not a settings file written by mapl evaluate; start over with --force")
-    return found
+def _folder(config: EvaluateConfig) -> RunFolder:
+    return RunFolder(config.output, RESULTS_JSONL, SETTINGS_JSON, OUTPUT_FILES, "mapl evaluate")
 
 
 def _prepare_output(config: EvaluateConfig, settings: dict[str, Any]) -> tuple[dict[tuple[str, int], dict], Path]:
-    """Create the output folder; return the records already there when resuming, and the folder to write
-    into: the output folder itself, or with --force a hidden staging folder inside it whose files replace
-    the earlier ones only when the new run has finished (`_promote`), so a failed --force run loses
-    nothing. Temporary files and staging folders of killed runs are removed first."""
-    from mapl_cli.manifest import remove_stale_temporaries, temporary_path, write_json_atomic
+    """The records already there when resuming, and the folder to write into (see `RunFolder.prepare`)."""
+    def read_journal(path: Path) -> dict[tuple[str, int], dict]:
+        return {(record["model"], record["key"]): record for record in _read_records(path)}
 
-    out = config.output
-    _make_folder(out)
-    remove_stale_temporaries(out)
-    done: dict[tuple[str, int], dict] = {}
-    if config.force and not config.resume:
-        work = temporary_path(out / "staging")
-        work.mkdir()
-        try:
-            write_json_atomic(work / SETTINGS_JSON, settings)
-        except BaseException:
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        return done, work
-    work = out
-    settings_path = work / SETTINGS_JSON
-    if config.resume and settings_path.exists():
-        before, now = _comparable(_read_settings(settings_path)), _comparable(settings)
-        if before != now:
-            changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-            raise MaplError(f"{out}: --resume with different settings ({', '.join(changed)}); use a new --output or --force")
-    if config.resume and (work / RESULTS_JSONL).exists():
-        for record in _read_records(work / RESULTS_JSONL):
-            done[(record["model"], record["key"])] = record
-    write_json_atomic(settings_path, settings)
-    return done, work
-
-
-def _promote(work: Path, out: Path) -> None:
-    """Move a finished --force run's files from its staging folder over the earlier run's (manifest.json
-    last), remove earlier files the new run did not write, and the staging folder."""
-    import shutil
-
-    names = sorted(OUTPUT_FILES, key=lambda name: name == "manifest.json")
-    for name in names:
-        if (work / name).exists():
-            os.replace(work / name, out / name)
-        else:
-            (out / name).unlink(missing_ok=True)
-    shutil.rmtree(work, ignore_errors=True)
-
+    return _folder(config).prepare(settings, config.resume, config.force, read_journal, comparable=_comparable)
 
 def _read_records(path: Path) -> Iterator[dict]:
     # A crash can cut the last line short; everything before it is intact.
@@ -431,7 +375,7 @@ def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str
         if not path.is_file():
             raise MaplError(f"{folder}: no {RESULTS_JSONL}; not an output folder of mapl evaluate")
         if (Path(folder) / SETTINGS_JSON).exists():
-            found = _read_settings(Path(folder) / SETTINGS_JSON)
+            found = _folder(config).read_settings(Path(folder))
             settings.append({k: v for k, v in _comparable(found).items() if k not in ("shard", "n_prompts")})
             n_prompts.append(found.get("n_prompts"))
         for record in _read_records(path):
@@ -445,7 +389,7 @@ def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str
     sources = {r["model"]: r["model_source"] for r in ordered}
     seen = _seen_ids(config)
     known = len(n_prompts) == len(config.merge) and all(isinstance(n, int) for n in n_prompts)
-    _make_folder(config.output)
+    _folder(config).make()
     remove_stale_temporaries(config.output)
     work = temporary_path(config.output / "staging")  # the earlier files stay until the merge is complete
     work.mkdir()
@@ -460,7 +404,7 @@ def merge_runs(config: EvaluateConfig, started: float, console: Any) -> dict[str
         counts = {label: sum(1 for r in ordered if r["model"] == label) for label in labels}
         write_json_atomic(work / "manifest.json", build_manifest(
             "evaluate", {"merge": list(config.merge)}, list(config.merge), counts, started, outputs={"dir": str(config.output)}))
-        _promote(work, config.output)
+        _folder(config).promote(work)
     except BaseException:
         import shutil
 
@@ -540,7 +484,7 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
         done, work = _prepare_output(config, _settings(config, rows))
         summary = _evaluate(config, rows, responses, table, seen, done, work, started, console)
     except BaseException as err:
-        _clean_failed(config, work, created, before)
+        _folder(config).clean_failed(work, config.resume, created, before)
         if isinstance(err, KeyboardInterrupt):
             raise Interrupted(_interrupted_line(config, work, err)) from None
         raise
@@ -550,28 +494,9 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
 def _interrupted_line(config: EvaluateConfig, work: Path, err: BaseException) -> str:
     if work != config.output:
         return f"evaluate interrupted ({signal_name(err)}); the earlier results in {config.output} are unchanged"
-    journal = config.output / RESULTS_JSONL
-    if journal.exists() and journal.stat().st_size:
-        return f"evaluate interrupted ({signal_name(err)}); the answers so far are in {journal}: --resume continues"
+    if _folder(config).journal_has_work():
+        return f"evaluate interrupted ({signal_name(err)}); the answers so far are in {config.output / RESULTS_JSONL}: --resume continues"
     return f"evaluate interrupted ({signal_name(err)}); nothing was written"
-
-
-def _clean_failed(config: EvaluateConfig, work: Path, created: bool, before: set[str]) -> None:
-    """After a failure: drop a --force run's staging folder (the earlier run is untouched), and the files
-    this run created if it had not written a single result; a journal with results stays for --resume, and
-    files that were there before (`before`) are never touched."""
-    import shutil
-
-    if work != config.output:
-        shutil.rmtree(work, ignore_errors=True)
-        return
-    journal = config.output / RESULTS_JSONL
-    if config.resume or (journal.exists() and journal.stat().st_size):
-        return
-    for name in set(OUTPUT_FILES) - before:
-        (config.output / name).unlink(missing_ok=True)
-    if created and config.output.is_dir() and not any(config.output.iterdir()):
-        config.output.rmdir()
 
 
 def _evaluate(config, rows, responses, table, seen, done, work, started, console) -> dict[str, Any]:
@@ -617,8 +542,7 @@ def _evaluate(config, rows, responses, table, seen, done, work, started, console
         work / "manifest.json",
         build_manifest("evaluate", options, inputs, counts, started, seed=config.sampling.seed, outputs={"dir": str(config.output)}),
     )
-    if work != config.output:
-        _promote(work, config.output)
+    _folder(config).promote(work)
     from mapl_cli.evaluation.report import comparison_table
 
     sys.stdout.write(comparison_table(summary) + "\n")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,6 +25,7 @@ from typing import Any
 
 from mapl_cli.errors import Interrupted, MaplError, raise_if_interrupted, signal_name
 from mapl_cli.generation.base import Completion, SamplingBackend, SamplingConfig
+from mapl_cli.runfolder import RunFolder
 from mapl_cli.sampling.prompts import SamplePrompt
 
 JOURNAL, SETTINGS = "samples.jsonl", "settings.json"
@@ -123,41 +122,13 @@ def _options(config: SampleConfig) -> dict[str, Any]:
     return json.loads(json.dumps(options, default=str))  # tuples as lists, as they come back from JSON
 
 
+def _folder(config: SampleConfig) -> RunFolder:
+    return RunFolder(config.output, JOURNAL, SETTINGS, OUTPUT_FILES, "mapl sample")
+
+
 def _prepare(config: SampleConfig, settings: dict[str, Any]) -> tuple[dict[str, dict], Path]:
-    """Create the folder; return the journal's records when resuming, and where to write: the folder, or
-    with --force a staging folder inside it that replaces the earlier files only when the run finishes."""
-    from mapl_cli.manifest import remove_stale_temporaries, temporary_path, write_json_atomic
-
-    out = config.output
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MaplError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
-    remove_stale_temporaries(out)
-    work = out
-    if config.force:
-        work = temporary_path(out / "staging")
-        work.mkdir()
-    done: dict[str, dict] = {}
-    if config.resume and (out / SETTINGS).exists():
-        before = _read_json(out / SETTINGS)
-        if before != settings:
-            changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-            raise MaplError(f"{out}: --resume with different prompts or options ({', '.join(changed)}); use a new --output or --force")
-    if config.resume and (out / JOURNAL).exists():
-        done = _read_journal(out / JOURNAL)
-    write_json_atomic(work / SETTINGS, settings)
-    return done, work
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        found = None
-    if not isinstance(found, dict):
-        raise MaplError(f"{path}: not a settings file written by mapl sample; start over with --force")
-    return found
+    """The journal's records when resuming, and where to write (see `RunFolder.prepare`)."""
+    return _folder(config).prepare(settings, config.resume, config.force, _read_journal)
 
 
 def _read_journal(path: Path) -> dict[str, dict]:
@@ -172,29 +143,6 @@ def _read_journal(path: Path) -> dict[str, dict]:
     return done
 
 
-def _promote(work: Path, out: Path) -> None:
-    """Move a finished --force run's files over the earlier run's (manifest.json last)."""
-    for name in sorted(OUTPUT_FILES, key=lambda name: name == "manifest.json"):
-        if (work / name).exists():
-            os.replace(work / name, out / name)
-        else:
-            (out / name).unlink(missing_ok=True)
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def _clean_failed(config: SampleConfig, work: Path, created: bool, before: set[str]) -> None:
-    """After a failure: drop a --force run's staging folder, or the files this run created if its journal is
-    empty (a journal with samples stays for --resume; files there before are never touched)."""
-    if work != config.output:
-        shutil.rmtree(work, ignore_errors=True)
-        return
-    journal = config.output / JOURNAL
-    if config.resume or (journal.exists() and journal.stat().st_size):
-        return
-    for name in set(OUTPUT_FILES) - before:
-        (config.output / name).unlink(missing_ok=True)
-    if created and config.output.is_dir() and not any(config.output.iterdir()):
-        config.output.rmdir()
 
 
 # ---- generating ---------------------------------------------------------------------------------------------
@@ -327,8 +275,7 @@ def _finish(config: SampleConfig, prompts: Sequence[SamplePrompt], kind: str, do
     manifest = build_manifest("sample", {**_options(config), "input_kind": kind}, [config.prompts], counts, started,
                               seed=config.seed, outputs={"samples": "samples.parquet", "prefs": "prefs.parquet"})
     write_json_atomic(work / "manifest.json", manifest)
-    if work != config.output:
-        _promote(work, config.output)
+    _folder(config).promote(work)
     return manifest
 
 
@@ -361,7 +308,7 @@ def run(config: SampleConfig) -> dict[str, Any]:
         raise_if_interrupted()
         manifest = _finish(config, prompts, kind, done, work, started)
     except BaseException as err:
-        _clean_failed(config, work, created, before)
+        _folder(config).clean_failed(work, config.resume, created, before)
         if isinstance(err, KeyboardInterrupt):
             raise Interrupted(_interrupted_line(config, work, err)) from None
         raise
@@ -374,10 +321,6 @@ def run(config: SampleConfig) -> dict[str, Any]:
 def _interrupted_line(config: SampleConfig, work: Path, err: BaseException) -> str:
     if work != config.output:
         return f"sample interrupted ({signal_name(err)}); the earlier run in {config.output} is unchanged"
-    journal = config.output / JOURNAL
-    if journal.exists() and journal.stat().st_size:
-        return f"sample interrupted ({signal_name(err)}); the samples so far are in {journal}: --resume continues"
+    if _folder(config).journal_has_work():
+        return f"sample interrupted ({signal_name(err)}); the samples so far are in {config.output / JOURNAL}: --resume continues"
     return f"sample interrupted ({signal_name(err)}); nothing was written"
-
-
-
