@@ -5,11 +5,12 @@ settings a resumed run must share in a settings file beside it. A `--force` run 
 folder inside `--output` whose files replace the earlier run's only when the new run has finished, so a
 failed or interrupted `--force` run loses nothing.
 
-    folder = RunFolder(out, journal="results.jsonl", settings="settings.json", files=OUTPUT_FILES)
-    done, work = folder.prepare(settings, resume, force, read_journal)  # work so far; out or staging
-    ...                                                          # write the journal and outputs in `work`
-    folder.promote(work)                                         # finished: move them into place
-    folder.clean_failed(work, resume, created, before)           # or, after a failure, tidy up
+    folder = RunFolder(out, "results.jsonl", "settings.json", OUTPUT_FILES, "mapl evaluate", "answers")
+    summary = folder.run(settings, resume, force, read_journal, body)
+
+`run` prepares the folder, calls `body(done, work)` (the work already done, and the folder to write in: the
+output folder, or the staging folder), and after any failure tidies up (`clean_failed`) and turns Ctrl-C
+into one line saying what was kept. `body` ends with `promote(work)`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from mapl_cli.errors import MaplError
+from mapl_cli.errors import Interrupted, MaplError, signal_name
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,31 @@ class RunFolder:
     settings: str  # file name of the settings a resumed run must share
     files: tuple[str, ...]  # every file the stage writes in the folder
     command: str = "mapl"  # named in messages: "not a settings file written by mapl evaluate"
+    noun: str = "work"  # what the journal holds, in messages: "the answers so far are in ..."
+
+    def run(self, settings: dict[str, Any], resume: bool, force: bool, read_journal: Callable[[Path], dict],
+            body: Callable[[dict, Path], T], comparable: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> T:
+        """`prepare`, then `body(done, work)`; a failure leaves the folder as the docstrings of `prepare` and
+        `clean_failed` say, and Ctrl-C (or SIGTERM) ends in one line."""
+        created = not self.output.exists()
+        before = {name for name in self.files if (self.output / name).exists()}
+        work = self.output
+        try:
+            done, work = self.prepare(settings, resume, force, read_journal, comparable)
+            return body(done, work)
+        except BaseException as err:
+            self.clean_failed(work, resume, created, before)
+            if isinstance(err, KeyboardInterrupt):
+                raise Interrupted(self.interrupted_line(work, err)) from None
+            raise
+
+    def interrupted_line(self, work: Path, err: BaseException) -> str:
+        stopped = f"{self.command.removeprefix('mapl ')} interrupted ({signal_name(err)})"
+        if work != self.output:
+            return f"{stopped}; the earlier run in {self.output} is unchanged"
+        if self.journal_has_work():
+            return f"{stopped}; the {self.noun} so far are in {self.output / self.journal}: --resume continues"
+        return f"{stopped}; nothing was written"
 
     def make(self) -> None:
         try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mapl_cli.benchmark import BenchmarkRow, parse_row, read_benchmark, shard_rows
-from mapl_cli.errors import Interrupted, MaplError, raise_if_interrupted, signal_name
+from mapl_cli.errors import MaplError, raise_if_interrupted
 from mapl_cli.evaluation.scoring import METRICS, prompt_verdict, score_row, summarize
 from mapl_cli.generation.base import GenerationBackend, SamplingConfig
 from mapl_cli.generation.preflight import check_device, preflight_model
@@ -108,15 +108,13 @@ def check_output(config: EvaluateConfig) -> None:
 
 
 def _folder(config: EvaluateConfig) -> RunFolder:
-    return RunFolder(config.output, RESULTS_JSONL, SETTINGS_JSON, OUTPUT_FILES, "mapl evaluate")
+    return RunFolder(config.output, RESULTS_JSONL, SETTINGS_JSON, OUTPUT_FILES, "mapl evaluate", "answers")
 
 
-def _prepare_output(config: EvaluateConfig, settings: dict[str, Any]) -> tuple[dict[tuple[str, int], dict], Path]:
-    """The records already there when resuming, and the folder to write into (see `RunFolder.prepare`)."""
-    def read_journal(path: Path) -> dict[tuple[str, int], dict]:
-        return {(record["model"], record["key"]): record for record in _read_records(path)}
+def _read_journal(path: Path) -> dict[tuple[str, int], dict]:
+    """The records already in results.jsonl, by (model, key)."""
+    return {(record["model"], record["key"]): record for record in _read_records(path)}
 
-    return _folder(config).prepare(settings, config.resume, config.force, read_journal, comparable=_comparable)
 
 def _read_records(path: Path) -> Iterator[dict]:
     # A crash can cut the last line short; everything before it is intact.
@@ -477,26 +475,11 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
             # sides answered
             console.print(f"[yellow]warning:[/yellow] {path} answers {len(pairs)} of the {len(rows)} benchmark prompts")
 
-    created = not config.output.exists()
-    before = {name for name in OUTPUT_FILES if (config.output / name).exists()}
-    work = config.output
-    try:
-        done, work = _prepare_output(config, _settings(config, rows))
-        summary = _evaluate(config, rows, responses, table, seen, done, work, started, console)
-    except BaseException as err:
-        _folder(config).clean_failed(work, config.resume, created, before)
-        if isinstance(err, KeyboardInterrupt):
-            raise Interrupted(_interrupted_line(config, work, err)) from None
-        raise
-    return summary
+    def body(done: dict, work: Path) -> dict[str, Any]:
+        return _evaluate(config, rows, responses, table, seen, done, work, started, console)
 
-
-def _interrupted_line(config: EvaluateConfig, work: Path, err: BaseException) -> str:
-    if work != config.output:
-        return f"evaluate interrupted ({signal_name(err)}); the earlier results in {config.output} are unchanged"
-    if _folder(config).journal_has_work():
-        return f"evaluate interrupted ({signal_name(err)}); the answers so far are in {config.output / RESULTS_JSONL}: --resume continues"
-    return f"evaluate interrupted ({signal_name(err)}); nothing was written"
+    return _folder(config).run(_settings(config, rows), config.resume, config.force, _read_journal, body,
+                               comparable=_comparable)
 
 
 def _evaluate(config, rows, responses, table, seen, done, work, started, console) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mapl_cli.errors import Interrupted, MaplError, raise_if_interrupted, signal_name
+from mapl_cli.errors import MaplError, raise_if_interrupted
 from mapl_cli.generation.base import Completion, SamplingBackend, SamplingConfig
 from mapl_cli.runfolder import RunFolder
 from mapl_cli.sampling.prompts import SamplePrompt
@@ -123,12 +123,7 @@ def _options(config: SampleConfig) -> dict[str, Any]:
 
 
 def _folder(config: SampleConfig) -> RunFolder:
-    return RunFolder(config.output, JOURNAL, SETTINGS, OUTPUT_FILES, "mapl sample")
-
-
-def _prepare(config: SampleConfig, settings: dict[str, Any]) -> tuple[dict[str, dict], Path]:
-    """The journal's records when resuming, and where to write (see `RunFolder.prepare`)."""
-    return _folder(config).prepare(settings, config.resume, config.force, _read_journal)
+    return RunFolder(config.output, JOURNAL, SETTINGS, OUTPUT_FILES, "mapl sample", "samples")
 
 
 def _read_journal(path: Path) -> dict[str, dict]:
@@ -299,28 +294,13 @@ def run(config: SampleConfig) -> dict[str, Any]:
         if config.device is not None:
             check_device(config.device)
         preflight_model(config.model)
-    created = not config.output.exists()
-    before = {name for name in OUTPUT_FILES if (config.output / name).exists()}
-    work = config.output
-    try:
-        done, work = _prepare(config, _settings(config, len(prompts)))
+    def body(done: dict[str, dict], work: Path) -> dict[str, Any]:
         _generate(config, prompts, done, work, console)
         raise_if_interrupted()
-        manifest = _finish(config, prompts, kind, done, work, started)
-    except BaseException as err:
-        _folder(config).clean_failed(work, config.resume, created, before)
-        if isinstance(err, KeyboardInterrupt):
-            raise Interrupted(_interrupted_line(config, work, err)) from None
-        raise
+        return _finish(config, prompts, kind, done, work, started)
+
+    manifest = _folder(config).run(_settings(config, len(prompts)), config.resume, config.force, _read_journal, body)
     c = manifest["counts"]
     console.print(f"wrote {c['samples']} samples of {c['prompts']} prompts and {c['pairs']} pairs "
                   f"({c['ties_dropped']} prompts tied) in {config.output} ({time.time() - started:.0f} s)")
     return manifest
-
-
-def _interrupted_line(config: SampleConfig, work: Path, err: BaseException) -> str:
-    if work != config.output:
-        return f"sample interrupted ({signal_name(err)}); the earlier run in {config.output} is unchanged"
-    if _folder(config).journal_has_work():
-        return f"sample interrupted ({signal_name(err)}); the samples so far are in {config.output / JOURNAL}: --resume continues"
-    return f"sample interrupted ({signal_name(err)}); nothing was written"
