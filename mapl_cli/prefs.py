@@ -11,6 +11,10 @@ reachable). Rows come in TRL's standard format (strings) or conversational forma
 
 Every row is normalised by `normalise_row`, which raises `InvalidRowError` with the file, row and column in
 its one-line message.
+
+An optional `instructions` column (written by `mapl sample`: a list of {id, kwargs (JSON), text}) names the
+verifiable instructions the prompt already carries; synthesize keeps them in the pairs rows and draws its
+new instructions around them. Files without that column read exactly as before.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mapl_cli.errors import InvalidRowError, MaplError
 from mapl_cli.jsonl import jsonl_lines, parse_line
 
 Message = dict[str, str]
+INSTRUCTIONS_COLUMN = "instructions"  # the instructions a prompt already carries (mapl sample's prefs.parquet)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class PrefRow:
     prompt: list[Message]
     chosen: str
     rejected: str
+    # Instructions the prompt already carries, as {id, kwargs (JSON), text} in the pairs table's struct;
+    # empty for ordinary preference rows.
+    instructions: tuple[dict[str, str], ...] = ()
 
 
 class PrefSource:
@@ -136,6 +144,8 @@ class PrefSource:
         parquet = self._parquet_file()
         names = parquet.schema_arrow.names
         wanted = [c for c in (self.columns.prompt, self.columns.chosen, self.columns.rejected, self.columns.id) if c in names]
+        if INSTRUCTIONS_COLUMN in names and INSTRUCTIONS_COLUMN not in wanted:
+            wanted.append(INSTRUCTIONS_COLUMN)
         self._require_columns(names)
         try:
             yield from self._parquet_range(parquet, wanted, start, stop)
@@ -268,4 +278,43 @@ def normalise_row(spec: str, index: int, raw: dict, columns: Columns) -> PrefRow
         )
     given_id = raw.get(columns.id)
     source_id = str(given_id) if given_id not in (None, "") else content_hash(prompt, chosen, rejected)
-    return PrefRow(index=index, source_id=source_id, prompt=prompt, chosen=chosen, rejected=rejected)
+    carried = _carried_instructions(raw.get(INSTRUCTIONS_COLUMN), _where(spec, index, INSTRUCTIONS_COLUMN))
+    return PrefRow(index=index, source_id=source_id, prompt=prompt, chosen=chosen, rejected=rejected, instructions=carried)
+
+
+def _carried_instructions(value: Any, where: str) -> tuple[dict[str, str], ...]:
+    """The prompt's own instructions from the optional `instructions` column: each a known instruction id
+    with a JSON object of arguments (kept as written) and its text; null or absent means none."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise InvalidRowError(f"{where} must be a list of {{id, kwargs, text}} instructions (as mapl sample writes), "
+                              f"not {type(value).__name__}", "bad_instructions")
+    from mapl_cli.instructions import get_instruction
+
+    carried = []
+    for position, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise InvalidRowError(f"{where}: instruction {position} is not an {{id, kwargs, text}} object", "bad_instructions")
+        try:
+            instruction = get_instruction(item["id"])
+        except MaplError:
+            raise InvalidRowError(f"{where}: instruction {position} has unknown id {item['id']!r}", "unknown_instruction") from None
+        kwargs = item.get("kwargs")
+        try:
+            parsed = json.loads(kwargs) if isinstance(kwargs, str) else kwargs
+        except (json.JSONDecodeError, RecursionError):
+            parsed = ""
+        if parsed is not None and not isinstance(parsed, dict):
+            raise InvalidRowError(f"{where}: instruction {position}: kwargs must be a JSON object", "bad_instructions")
+        try:  # synthesize checks the responses against it: a missing argument is this row's fault, said here
+            instruction.args(parsed)
+        except MaplError as err:
+            raise InvalidRowError(f"{where}: instruction {position}: {err}", "bad_instructions") from None
+        text = item.get("text")
+        carried.append({
+            "id": item["id"],
+            "kwargs": kwargs if isinstance(kwargs, str) else json.dumps(parsed or {}, sort_keys=True),
+            "text": text if isinstance(text, str) else "",
+        })
+    return tuple(carried)

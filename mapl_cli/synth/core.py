@@ -14,6 +14,11 @@ with different arguments, so that y fits x_w better:
   some_vs_none   y satisfies at least one instruction of x_w and none of x_l.
 Inter (across responses): one prompt x' = x + instructions that y_w satisfies all of and y_l violates at
 least one of.
+
+A row whose prompt already carries instructions (`PrefRow.instructions`, from `mapl sample`) gets new ones
+only of types it does not use and that conflict with none of its own; its own instructions lead the intra
+and inter rows' instruction lists, with verdicts computed here by the registry, and the conditions above
+apply to the added instructions (the carried ones are the same on both prompts).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mapl_cli.instructions import REGISTRY, conflicts
+from mapl_cli.instructions import REGISTRY, check_all, conflicts
 from mapl_cli.prefs import Message, PrefRow, content_hash
 
 if TYPE_CHECKING:
@@ -173,6 +178,22 @@ def _verdicts(response: str, picked: list[Picked]) -> list[bool]:
     return [bool(REGISTRY[p.id].check(response, p.kwargs)) for p in picked]
 
 
+def _drawable(instruction_ids: tuple[str, ...], carried: tuple[dict[str, str], ...]) -> tuple[str, ...]:
+    """The types that may be added to a prompt carrying `carried`: none it uses, none that conflicts with them."""
+    if not carried:
+        return instruction_ids
+    own = {inst["id"] for inst in carried}
+    return tuple(i for i in instruction_ids if not any(conflicts(i, other) for other in own))
+
+
+def _carried_verdicts(response: str, carried: tuple[dict[str, str], ...]) -> list[bool]:
+    """The registry's strict verdicts of `response` on the prompt's own instructions (as `mapl sample` labels)."""
+    if not carried:
+        return []
+    kwargs = [json.loads(inst["kwargs"]) or {} for inst in carried]
+    return [bool(v) for v in check_all(response, [inst["id"] for inst in carried], kwargs)]
+
+
 def _row(kind: str, source: PrefRow, prompt_w, prompt_l, resp_w, resp_l, inst_w, inst_l, ver_w, ver_l, condition="", anchor="") -> dict[str, Any]:
     pair_id = content_hash(kind, prompt_w, prompt_l, resp_w, resp_l, inst_w, inst_l)
     return {
@@ -209,6 +230,10 @@ def synthesize_row(source: PrefRow, config: SynthConfig, instruction_ids: tuple[
     do not hold is dropped and counted, never written.
     """
     rng = row_rng(config.seed, source)
+    carried = list(source.instructions)
+    instruction_ids = _drawable(instruction_ids, source.instructions)
+    own = {"chosen": _carried_verdicts(source.chosen, source.instructions)}
+    own["rejected"] = _carried_verdicts(source.rejected, source.instructions)
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
     if config.standard:
@@ -238,7 +263,8 @@ def synthesize_row(source: PrefRow, config: SynthConfig, instruction_ids: tuple[
             if prompt_w == prompt_l:
                 dropped[f"intra:{condition}:identical_prompts"] += 1
                 continue
-            rows.append(_row("intra", source, prompt_w, prompt_l, y, y, inst_w, inst_l, ver_w, ver_l, condition, anchor))
+            rows.append(_row("intra", source, prompt_w, prompt_l, y, y, carried + inst_w, carried + inst_l,
+                             own[anchor] + ver_w, own[anchor] + ver_l, condition, anchor))
     for _ in range(config.inter_per_pair):
         k = rng.randint(config.k_min, config.k_max)
         picked = _inter_side(source.chosen, source.rejected, k, rng, instruction_ids)
@@ -251,5 +277,6 @@ def synthesize_row(source: PrefRow, config: SynthConfig, instruction_ids: tuple[
             continue
         inst = _instruction_records(picked, rng)
         prompt = with_instructions(source.prompt, [i["text"] for i in inst])
-        rows.append(_row("inter", source, prompt, prompt, source.chosen, source.rejected, inst, inst, ver_w, ver_l))
+        rows.append(_row("inter", source, prompt, prompt, source.chosen, source.rejected, carried + inst, carried + inst,
+                         own["chosen"] + ver_w, own["rejected"] + ver_l))
     return rows, dropped
