@@ -1,7 +1,9 @@
 """The two tables `mapl sample` writes: every sample with its labels, and the preference rows it gives.
 
-prefs.parquet is in `mapl synthesize`'s input format (prompt as chat messages, chosen, rejected, id); its
-other columns (key, instructions, verdicts_chosen, verdicts_rejected) are ignored by synthesize.
+prefs.parquet is in `mapl synthesize`'s input format (prompt as chat messages, chosen, rejected, id).
+Synthesize also reads its `instructions` column: the instructions the prompt already carries, which new
+ones must not repeat or contradict (docs/sampling.md, "MAPL on sampled data"); the other columns (key,
+verdicts_chosen, verdicts_rejected) are for people reading the file.
 """
 
 from __future__ import annotations
