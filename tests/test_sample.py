@@ -3,7 +3,7 @@ give, in synthesize's input format.
 
     .venv/bin/pytest tests/test_sample.py -q
 
-The CLI test runs sample -> synthesize -> train-dpo on tiny-random; labelling, pair choice, resume and the
+The CLI test runs sample -> synthesize -> train-dpo -> evaluate on tiny-random; labelling, pair choice, resume and the
 one-line errors use the dummy backend with hand-written responses; the hf backend's sampling is checked for
 determinism, and the vLLM path against a fake `vllm` module.
 """
@@ -45,7 +45,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 # ---- the whole loop through the CLI --------------------------------------------------------------------------
 
 
-def test_sample_then_synthesize_then_train_dpo_on_tiny_random(tmp_path):
+def test_sample_then_synthesize_then_train_dpo_then_evaluate_on_tiny_random(tmp_path):
     out = tmp_path / "samples"
     result = mapl("sample", BENCHMARK, "--model", "tiny-random", "--backend", "hf", "--n", 4, "--max-new-tokens", 8,
                   "--limit", 16, "--batch-size", 8, "--output", out, "--quiet")
@@ -72,6 +72,18 @@ def test_sample_then_synthesize_then_train_dpo_on_tiny_random(tmp_path):
                   "--max-steps", 2, "--batch-size", 2, "--warmup-steps", 0, "--max-length", 256, "--no-progress")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "dpo" / "model" / "config.json").exists()
+
+    # the policy trained on its own samples is scored on prompts it was not sampled on (rows 17-20)
+    held_out = _write_jsonl(tmp_path / "held_out.jsonl", [json.loads(line) for line in BENCHMARK.read_text().splitlines()[16:20]])
+    result = mapl("evaluate", "--benchmark", held_out, "--model", tmp_path / "dpo", "--backend", "hf", "--device", "cpu",
+                  "--max-new-tokens", 8, "--batch-size", 4, "--bootstrap", 0, "--output", tmp_path / "eval")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    [scores] = summary["models"].values()
+    assert scores["n_prompts"] == 4 and all(0 <= scores[m] <= 1 for m in summary["metrics"])
+    trained = {i["id"] for r in pairs.to_pylist() if r["kind"] != "standard"
+               for i in r["instructions_chosen"] + r["instructions_rejected"]}  # fmt: skip
+    assert set(summary["seen_ids"]["ids"]) == trained  # read back from train-dpo's manifest and its pairs
 
 
 # ---- labels and pairs, with hand-written responses -----------------------------------------------------------
