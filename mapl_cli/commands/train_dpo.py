@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mapl_cli.train import options as o
-from mapl_cli.train.config import TrainConfig, check_options
+from mapl_cli.train.config import TrainConfig
 
 
 def command(
@@ -74,9 +73,4 @@ def command(
         # bookkeeping
         eval_every=eval_every, save_every=save_every, resume=resume, force=force, progress=progress,
     )
-    check_options(config)  # one line naming an out-of-range option, before anything is read or written
-    from mapl_cli.train.trainer import run
-
-    summary = run(config)
-    if summary and not summary.get("already_finished"):
-        typer.echo(f"model written to {Path(summary['model'])} ({summary['steps']} steps, final loss {summary['loss']:.4f})")
+    o.train(config, "model")

@@ -9,7 +9,19 @@ from typing import Annotated
 
 import typer
 
-from mapl_cli.train.config import DTYPES, INTER_LOSSES, SCHEDULERS
+from mapl_cli.train.config import DTYPES, INTER_LOSSES, SCHEDULERS, TrainConfig, check_options
+
+
+def train(config: TrainConfig, what: str) -> None:
+    """Check the options (one line naming an out-of-range one, before anything is read or written), train,
+    and say where the `what` ("model", "reward model") was written."""
+    check_options(config)
+    from mapl_cli.train.trainer import run
+
+    summary = run(config)
+    if summary and not summary.get("already_finished"):
+        typer.echo(f"{what} written to {Path(summary['model'])} ({summary['steps']} steps, final loss {summary['loss']:.4f})")
+
 
 # The choices are written once, in config.py (which checks them); these enums only show them to Typer.
 Scheduler = Enum("Scheduler", {name: name for name in SCHEDULERS}, type=str)
