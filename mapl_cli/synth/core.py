@@ -232,8 +232,7 @@ def synthesize_row(source: PrefRow, config: SynthConfig, instruction_ids: tuple[
     rng = row_rng(config.seed, source)
     carried = list(source.instructions)
     instruction_ids = _drawable(instruction_ids, source.instructions)
-    own = {"chosen": _carried_verdicts(source.chosen, source.instructions)}
-    own["rejected"] = _carried_verdicts(source.rejected, source.instructions)
+    own = {side: _carried_verdicts(getattr(source, side), source.instructions) for side in ("chosen", "rejected")}
     rows: list[dict[str, Any]] = []
     dropped: Counter = Counter()
     if config.standard:
@@ -266,17 +265,26 @@ def synthesize_row(source: PrefRow, config: SynthConfig, instruction_ids: tuple[
             rows.append(_row("intra", source, prompt_w, prompt_l, y, y, carried + inst_w, carried + inst_l,
                              own[anchor] + ver_w, own[anchor] + ver_l, condition, anchor))
     for _ in range(config.inter_per_pair):
-        k = rng.randint(config.k_min, config.k_max)
-        picked = _inter_side(source.chosen, source.rejected, k, rng, instruction_ids)
-        if picked is None:
-            dropped["inter:no_discriminating_instructions"] += 1
-            continue
-        ver_w, ver_l = _verdicts(source.chosen, picked), _verdicts(source.rejected, picked)
-        if not all(ver_w) or all(ver_l):
-            dropped["inter:verdict_mismatch"] += 1
-            continue
-        inst = _instruction_records(picked, rng)
-        prompt = with_instructions(source.prompt, [i["text"] for i in inst])
-        rows.append(_row("inter", source, prompt, prompt, source.chosen, source.rejected, carried + inst, carried + inst,
-                         own["chosen"] + ver_w, own["rejected"] + ver_l))
+        row = _inter_row(source, config, rng, instruction_ids, carried, own, dropped)
+        if row is not None:
+            rows.append(row)
     return rows, dropped
+
+
+def _inter_row(source: PrefRow, config: SynthConfig, rng: random.Random, instruction_ids: tuple[str, ...],
+               carried: list[dict[str, Any]], own: dict[str, list[bool]], dropped: Counter) -> dict[str, Any] | None:
+    """One inter row (a new multi-instruction prompt, the original two responses), or None with the reason
+    counted in `dropped`."""
+    k = rng.randint(config.k_min, config.k_max)
+    picked = _inter_side(source.chosen, source.rejected, k, rng, instruction_ids)
+    if picked is None:
+        dropped["inter:no_discriminating_instructions"] += 1
+        return None
+    ver_w, ver_l = _verdicts(source.chosen, picked), _verdicts(source.rejected, picked)
+    if not all(ver_w) or all(ver_l):
+        dropped["inter:verdict_mismatch"] += 1
+        return None
+    inst = _instruction_records(picked, rng)
+    prompt = with_instructions(source.prompt, [i["text"] for i in inst])
+    return _row("inter", source, prompt, prompt, source.chosen, source.rejected, carried + inst, carried + inst,
+                own["chosen"] + ver_w, own["rejected"] + ver_l)
