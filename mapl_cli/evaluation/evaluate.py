@@ -32,6 +32,7 @@ from mapl_cli.generation.base import GenerationBackend, SamplingConfig
 from mapl_cli.generation.preflight import check_device, preflight_model
 from mapl_cli.jsonl import JsonlAppender, read_jsonl
 from mapl_cli.runfolder import RunFolder
+from mapl_cli.tracking import check_installed, open_trackers
 
 RESULTS_JSONL = "results.jsonl"
 SETTINGS_JSON = "settings.json"
@@ -66,6 +67,8 @@ class EvaluateConfig:
     chunk_size: int = 64
     #: A system message put before every benchmark prompt (None: the prompt alone, as IFEval does).
     system_prompt: str | None = None
+    #: A Jinja chat template file that replaces each --model's own (None: the model's).
+    chat_template: str | None = None
     #: Score the text after a reasoning trace (`<think>...</think>`), not the trace.
     strip_thinking: bool = True
     #: Bootstrap resamples for the paired comparisons (0: no intervals, no p-values).
@@ -77,6 +80,8 @@ class EvaluateConfig:
     max_length: int = 1024
     resume: bool = False
     force: bool = False
+    #: Experiment trackers (`--report-to`, mapl_cli/tracking.py) that get the summary's metrics and tables.
+    report_to: tuple[str, ...] = ()
     #: Tests inject a factory (model name -> backend); None builds the backend named by `backend`.
     backend_factory: BackendFactory | None = None
 
@@ -197,6 +202,7 @@ def _make_backend(config: EvaluateConfig, model: str) -> GenerationBackend:
             tensor_parallel_size=config.tensor_parallel_size,
             lora_mode=config.lora_mode,
             seed=config.sampling.seed,
+            chat_template=config.chat_template,
         )
     except MaplError:
         raise
@@ -287,7 +293,7 @@ def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
 def _settings(config: EvaluateConfig, rows: Sequence[BenchmarkRow] | None) -> dict[str, Any]:
     from mapl_cli.manifest import input_record
 
-    return {
+    settings = {
         "benchmark": input_record(config.benchmark) if config.benchmark else None,
         "limit": config.limit,
         "shard": list(config.shard),
@@ -296,6 +302,9 @@ def _settings(config: EvaluateConfig, rows: Sequence[BenchmarkRow] | None) -> di
         "strip_thinking": config.strip_thinking,
         "n_prompts": len(rows) if rows is not None else None,
     }
+    if config.chat_template:  # by content; absent without one, so runs made before the option still resume
+        settings["chat_template_sha256"] = input_record(config.chat_template)["sha256"]
+    return settings
 
 
 def _write_outputs(
@@ -431,6 +440,12 @@ def _check_config(config: EvaluateConfig) -> None:
             raise MaplError(f"{flag} must be at least 1, got {value}")
     if config.limit is not None and config.limit < 1:
         raise MaplError(f"--limit must be at least 1, got {config.limit}")
+    if config.chat_template is not None:
+        if not config.models:  # a reward model renders with the template train-rm saved beside it
+            raise MaplError("--chat-template applies to --model (a --reward-model uses the template it was trained with)")
+        from mapl_cli.models import read_chat_template
+
+        read_chat_template(config.chat_template)
     if config.bootstrap < 0:
         raise MaplError(f"--bootstrap must be 0 (off) or a number of resamples, got {config.bootstrap}")
     index, count = config.shard
@@ -447,8 +462,9 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     --force the new run is written beside the earlier one and replaces it only when it has finished."""
     started = time.time()
     console = _console()
+    check_installed(config.report_to)  # a chosen tracker that is not installed: one line, before any work
     if config.merge:
-        return merge_runs(config, started, console)
+        return _report(config, merge_runs(config, started, console))
     _check_config(config)
     check_output(config)
     rows = read_benchmark(config.benchmark, config.limit) if config.benchmark else None
@@ -478,8 +494,24 @@ def run(config: EvaluateConfig) -> dict[str, Any]:
     def body(done: dict, work: Path) -> dict[str, Any]:
         return _evaluate(config, rows, responses, table, seen, done, work, started, console)
 
-    return _folder(config).run(_settings(config, rows), config.resume, config.force, _read_journal, body,
-                               comparable=_comparable)
+    return _report(config, _folder(config).run(_settings(config, rows), config.resume, config.force, _read_journal,
+                                               body, comparable=_comparable))
+
+
+def _options(config: EvaluateConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(config).items() if k not in ("backend_factory", "output")}
+
+
+def _report(config: EvaluateConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    """--report-to: the summary's metrics and tables, once, as one tracked run (files in OUTPUT/runs/)."""
+    if config.report_to:
+        from mapl_cli.evaluation.report import summary_metrics, summary_tables
+
+        with open_trackers(config.report_to, config.output, _options(config)) as trackers:
+            trackers.log(summary_metrics(summary), step=0)
+            for name, (columns, rows) in summary_tables(summary).items():
+                trackers.log_table(name, columns, rows)
+    return summary
 
 
 def _evaluate(config, rows, responses, table, seen, done, work, started, console) -> dict[str, Any]:
@@ -518,9 +550,9 @@ def _evaluate(config, rows, responses, table, seen, done, work, started, console
     records.sort(key=lambda r: (labels.index(r["model"]), r["key"]))
     summary = _write_outputs(config, records, labels, sources, extra, seen, out=work,
                              n_benchmark=len(rows) if rows is not None else None)
-    inputs = [p for p in [config.benchmark, *config.responses, config.pairs] if p]
+    inputs = [p for p in [config.benchmark, *config.responses, config.pairs, config.chat_template] if p]
     counts = {label: sum(1 for r in records if r["model"] == label) for label in labels}
-    options = {k: v for k, v in asdict(config).items() if k not in ("backend_factory", "output")}
+    options = _options(config)
     write_json_atomic(
         work / "manifest.json",
         build_manifest("evaluate", options, inputs, counts, started, seed=config.sampling.seed, outputs={"dir": str(config.output)}),

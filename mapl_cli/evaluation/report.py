@@ -86,6 +86,47 @@ def comparison_table(summary: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def summary_metrics(summary: dict[str, Any]) -> dict[str, float | None]:
+    """The summary's numbers under flat names, for `--report-to`: MODEL/METRIC overall and MODEL/kK/METRIC by
+    number of instructions, MODEL/diff/METRIC against the baseline; a reward model's RM/KIND/accuracy and
+    RM/KIND/mean_margin (KIND: overall and each pair kind), and RM/diff/KIND/accuracy against the first."""
+    out: dict[str, float | None] = {}
+    for name, m in summary.get("models", {}).items():
+        out[f"{name}/n_prompts"] = m["n_prompts"]
+        out.update({f"{name}/{k}": m[k] for k in METRICS})
+        for k, entry in m["by_num_instructions"].items():
+            out.update({f"{name}/k{k}/{metric}": entry[metric] for metric in METRICS})
+    for name, c in summary.get("comparisons", {}).items():
+        if "error" not in c:
+            out.update({f"{name}/diff/{k}": c[k]["diff"] for k in METRICS})
+    for name, rm in summary.get("reward_models", {}).items():
+        for kind, v in {"overall": rm["overall"], **rm["by_kind"]}.items():
+            out.update({f"{name}/{kind}/accuracy": v["accuracy"], f"{name}/{kind}/mean_margin": v["mean_margin"]})
+    for name, c in summary.get("reward_comparisons", {}).items():
+        out.update({f"{name}/diff/{group}/accuracy": e["diff"] for group, e in c.items() if isinstance(e, dict)})
+    return out
+
+
+def summary_tables(summary: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The comparison table's rows as numbers (fractions, not percent), for `--report-to`: name -> (columns,
+    rows). "comparison": each model's accuracies; "differences": each model against the first, with its 95%
+    interval; "reward_models": accuracy and mean margin by kind."""
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = {}
+    models = summary.get("models", {})
+    if models:
+        tables["comparison"] = (["model", "prompts", *METRICS], [[n, m["n_prompts"], *(m[k] for k in METRICS)] for n, m in models.items()])
+    comparisons = {n: c for n, c in summary.get("comparisons", {}).items() if "error" not in c}
+    if comparisons:
+        rows = [[n, c["baseline"], k, c[k]["diff"], c[k]["ci_low"], c[k]["ci_high"], c[k]["significant"]]
+                for n, c in comparisons.items() for k in METRICS]
+        tables["differences"] = (["model", "baseline", "metric", "diff", "ci_low", "ci_high", "significant"], rows)
+    rows = [[n, kind, v["n"], v["accuracy"], v["mean_margin"]]
+            for n, rm in summary.get("reward_models", {}).items() for kind, v in {"overall": rm["overall"], **rm["by_kind"]}.items()]
+    if rows:
+        tables["reward_models"] = (["reward model", "kind", "pairs", "accuracy", "mean_margin"], rows)
+    return tables
+
+
 def _by_k_table(models: dict[str, Any]) -> str:
     ks = sorted({int(k) for m in models.values() for k in m["by_num_instructions"]})
     rows = []
