@@ -152,7 +152,8 @@ def _build_tiny_random(tmp: Path) -> None:
 
 def resolve_model(name_or_path: str) -> Path | str:
     """A loadable location: built-in names are materialised into the cache, local folders returned as paths,
-    anything else is taken as a Hugging Face hub id (which only works when the hub is reachable)."""
+    anything else is taken as a Hugging Face hub id (which only works when the hub is reachable; when it does
+    not answer within 2 s the process goes offline, so only a cached copy loads: see `hub.use_hub`)."""
     if name_or_path == "smollm2-135m-instruct":
         _smollm2_gguf()  # fail fast with the install hint
         return _materialise("smollm2-135m-instruct", _build_smollm2)
@@ -165,6 +166,9 @@ def resolve_model(name_or_path: str) -> Path | str:
         return path
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise MaplError(f"{name_or_path}: no such model folder")
+    from mapl_cli.hub import use_hub
+
+    use_hub()  # an unreachable hub fails the lookup at once instead of after 20-55 s of retries
     return name_or_path
 
 
@@ -220,8 +224,43 @@ def prepare_tokenizer(tokenizer: Any, name: str) -> Any:
     return tokenizer
 
 
-def load_tokenizer(name_or_path: str) -> Any:
-    """The model's tokenizer with a pad token and a chat template (MaplError otherwise)."""
+def read_chat_template(path: str | Path) -> str:
+    """The text of a `--chat-template` file (a Jinja chat template), or one line saying why it cannot be read."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise MaplError(f"--chat-template {path}: {'not a file' if file.exists() else 'no such file'}")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MaplError(f"--chat-template {path}: not a UTF-8 text file") from None
+    except OSError as err:
+        raise MaplError(f"--chat-template {path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    if not text.strip():
+        raise MaplError(f"--chat-template {path}: the file is empty")
+    return text
+
+
+_PROBE = [{"role": "user", "content": "Hello."}, {"role": "assistant", "content": "Hi."}]
+
+
+def set_chat_template(tokenizer: Any, path: str | Path) -> Any:
+    """Replace the tokenizer's chat template with the Jinja file at `path` (every later rendering, and a
+    `save_pretrained`, uses it), after checking that it renders a prompt and a conversation."""
+    tokenizer.chat_template = read_chat_template(path)
+    try:  # the two renderings training needs: the prompt with the generation prompt, the whole conversation
+        prompt = tokenizer.apply_chat_template(_PROBE[:1], tokenize=False, add_generation_prompt=True)
+        tokenizer.apply_chat_template(_PROBE, tokenize=False)
+    except Exception as err:  # Jinja syntax and undefined-name errors, raise_exception() calls: all the template's
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise MaplError(f"--chat-template {path}: does not render a conversation ({type(err).__name__}: {first[:200]})") from None
+    if not isinstance(prompt, str) or _PROBE[0]["content"] not in prompt:
+        raise MaplError(f"--chat-template {path}: renders a conversation without its messages' content")
+    return tokenizer
+
+
+def load_tokenizer(name_or_path: str, chat_template: str | Path | None = None) -> Any:
+    """The model's tokenizer with a pad token and a chat template (MaplError otherwise); `chat_template`, a
+    Jinja file, replaces the model's own (or gives one to a model that has none)."""
     from transformers import AutoTokenizer
 
     location = resolve_model(name_or_path)
@@ -229,6 +268,8 @@ def load_tokenizer(name_or_path: str) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(str(location))
     except OSError as err:
         raise _hub_error(name_or_path, err) from None
+    if chat_template is not None:
+        set_chat_template(tokenizer, chat_template)
     return prepare_tokenizer(tokenizer, name_or_path)
 
 
@@ -255,13 +296,16 @@ def resolve_dtype(dtype: str, device: Any = None) -> Any:
     return getattr(torch, dtype)
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "auto", device: Any = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for a causal LM, on `device` (default: `default_device()`), in eval mode."""
+def load_causal_lm(
+    name_or_path: str, dtype: str = "auto", device: Any = None, chat_template: str | Path | None = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer) for a causal LM, on `device` (default: `default_device()`), in eval mode; the
+    tokenizer's chat template replaced by the `chat_template` file when one is given."""
     from transformers import AutoModelForCausalLM
 
     device = device if device is not None else default_device()
     location = resolve_model(name_or_path)
-    tokenizer = load_tokenizer(name_or_path)
+    tokenizer = load_tokenizer(name_or_path, chat_template)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(location), dtype=resolve_dtype(dtype, device))
     except OSError as err:

@@ -1,8 +1,11 @@
 """Reading preference rows (prompt, chosen, rejected) for `mapl synthesize`, in batches.
 
 Inputs: a .parquet, .jsonl or .json file, or `hf://name[:split]` (through `datasets`, when a hub is
-reachable). Rows come in TRL's standard format (strings) or conversational format (`prompt` a list of
-{role, content} messages; `chosen`/`rejected` a string or a one-message assistant list).
+reachable). Rows come in TRL's standard format (strings), its conversational format (`prompt` a list of
+{role, content} messages, several turns allowed; `chosen`/`rejected` a string or a one-message assistant
+list), or its implicit-prompt format (no `prompt` column; `chosen` and `rejected` whole conversations: the
+prompt is their longest common prefix of messages, and each must end in one assistant message after it).
+A prompt ends with the turn the response answers, never with an assistant message.
 
     from mapl_cli.prefs import PrefSource
     source = PrefSource("examples/prefs.jsonl")
@@ -146,7 +149,8 @@ class PrefSource:
         wanted = [c for c in (self.columns.prompt, self.columns.chosen, self.columns.rejected, self.columns.id) if c in names]
         if INSTRUCTIONS_COLUMN in names and INSTRUCTIONS_COLUMN not in wanted:
             wanted.append(INSTRUCTIONS_COLUMN)
-        self._require_columns(names)
+        chosen = parquet.schema_arrow.field(self.columns.chosen).type if self.columns.chosen in names else None
+        self._require_columns(names, chosen is not None and (pa.types.is_list(chosen) or pa.types.is_large_list(chosen)))
         try:
             yield from self._parquet_range(parquet, wanted, start, stop)
         except (pa.ArrowException, OSError) as err:  # a damaged data page shows only when it is read
@@ -188,6 +192,9 @@ class PrefSource:
     def _hf_dataset(self):
         if self._hf is None:
             name, _, split = self.spec[len("hf://"):].partition(":")
+            from mapl_cli.hub import use_hub
+
+            use_hub()  # before datasets is imported: an unreachable hub fails at once, not after retries
             try:
                 import datasets
             except ImportError:
@@ -200,11 +207,16 @@ class PrefSource:
                     f"{self.spec}: could not load the dataset ({first}); without a reachable hub, "
                     "export it to .parquet or .jsonl and pass that file"
                 ) from None
-            self._require_columns(self._hf.column_names)
+            chosen = self._hf.features.get(self.columns.chosen)
+            self._require_columns(self._hf.column_names, isinstance(chosen, list) or type(chosen).__name__ in ("List", "LargeList", "Sequence"))
         return self._hf
 
-    def _require_columns(self, names: list[str]) -> None:
+    def _require_columns(self, names: list[str], conversations: bool = False) -> None:
+        """The three columns, or only chosen and rejected when they hold conversations (`conversations`: a
+        list column), which can carry the prompt themselves (TRL's implicit-prompt format)."""
         for column in (self.columns.prompt, self.columns.chosen, self.columns.rejected):
+            if column == self.columns.prompt and conversations:
+                continue
             if column not in names:
                 raise MaplError(f"{self.spec}: missing column '{column}' (columns: {', '.join(names)}; remap with --{_flag(column, self.columns)}-column)")
 
@@ -225,18 +237,69 @@ def _prompt_messages(value: Any, where: str) -> list[Message]:
     if value is None:
         raise InvalidRowError(f"{where} is null", "null_prompt")
     if isinstance(value, (list, tuple)):
-        messages = []
-        for position, message in enumerate(value):
-            if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):
-                raise InvalidRowError(f"{where}: message {position} is not a {{role, content}} object with string values", "bad_messages")
-            messages.append({"role": message["role"], "content": message["content"]})
+        messages = _message_list(value, where)
         if not any(m["role"] == "user" for m in messages):
             raise InvalidRowError(f"{where}: the message list has no user turn", "no_user_turn")
         last_user = max(i for i, m in enumerate(messages) if m["role"] == "user")
         if not messages[last_user]["content"].strip():
             raise InvalidRowError(f"{where}: the last user turn is empty", "empty_prompt")
+        if messages[-1]["role"] == "assistant":  # training and generation open a new assistant turn after it
+            raise InvalidRowError(f"{where}: the last message is an assistant turn; a prompt ends with the turn the "
+                                  "response answers (continuing an assistant message is not supported)", "prompt_ends_with_assistant")
         return messages
     raise InvalidRowError(f"{where} must be a string or a list of messages, not {type(value).__name__}", "bad_prompt_type")
+
+
+def _message_list(value: list | tuple, where: str) -> list[Message]:
+    """The {role, content} messages of a list, each checked and copied with only those two keys."""
+    messages = []
+    for position, message in enumerate(value):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not isinstance(message.get("content"), str):
+            raise InvalidRowError(f"{where}: message {position} is not a {{role, content}} object with string values", "bad_messages")
+        messages.append({"role": message["role"], "content": message["content"]})
+    return messages
+
+
+def _is_conversation(value: Any) -> bool:
+    """A non-empty list whose items look like messages (TRL's `is_conversational` test)."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
+
+
+def _turns(messages: list[Message]) -> str:
+    """'2 messages (user, assistant)', or 'no message'."""
+    if not messages:
+        return "no message"
+    return f"{len(messages)} message{'s' if len(messages) != 1 else ''} ({', '.join(m['role'] for m in messages)})"
+
+
+def _implicit_prompt(spec: str, index: int, raw: dict, columns: Columns) -> tuple[list[Message], str, str]:
+    """(prompt, chosen, rejected) of a row in TRL's implicit-prompt format: no prompt column, `chosen` and
+    `rejected` whole conversations. The prompt is their longest common prefix of messages; what follows it
+    on each side must be exactly one assistant message."""
+    if not (_is_conversation(raw[columns.chosen]) and _is_conversation(raw[columns.rejected])):
+        raise InvalidRowError(
+            f"{spec}: row {index}: missing column '{columns.prompt}' (without one, '{columns.chosen}' and "
+            f"'{columns.rejected}' must be whole conversations: TRL's implicit-prompt format)", "missing_column")
+    sides = {
+        column: _message_list(raw[column], _where(spec, index, column)) for column in (columns.chosen, columns.rejected)
+    }
+    chosen, rejected = sides.values()
+    shared = 0
+    while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
+        shared += 1
+    if shared == len(chosen) == len(rejected):
+        raise InvalidRowError(
+            f"{spec}: row {index}: columns '{columns.chosen}' and '{columns.rejected}' hold the same conversation",
+            "identical_responses")
+    for column, messages in sides.items():
+        tail = messages[shared:]
+        if len(tail) != 1 or tail[0]["role"] != "assistant":
+            raise InvalidRowError(
+                f"{_where(spec, index, column)}: after the {_turns(messages[:shared])} both conversations share, "
+                f"it must have exactly one assistant message, and has {_turns(tail)}", "bad_implicit_prompt")
+    prompt = _prompt_messages(chosen[:shared], f"{spec}: row {index}: the prompt '{columns.chosen}' and "
+                                                f"'{columns.rejected}' share")
+    return prompt, chosen[shared]["content"], rejected[shared]["content"]
 
 
 def _response_text(value: Any, where: str) -> str:
@@ -265,12 +328,16 @@ def normalise_row(spec: str, index: int, raw: dict, columns: Columns) -> PrefRow
         raise raw
     if not isinstance(raw, dict):
         raise InvalidRowError(f"{spec}: row {index}: expected an object with columns", "bad_row")
-    for column in (columns.prompt, columns.chosen, columns.rejected):
+    for column in (columns.chosen, columns.rejected):
         if column not in raw:
             raise InvalidRowError(f"{spec}: row {index}: missing column '{column}'", "missing_column")
-    prompt = _prompt_messages(raw[columns.prompt], _where(spec, index, columns.prompt))
-    chosen = _response_text(raw[columns.chosen], _where(spec, index, columns.chosen))
-    rejected = _response_text(raw[columns.rejected], _where(spec, index, columns.rejected))
+    if columns.prompt in raw:
+        prompt = _prompt_messages(raw[columns.prompt], _where(spec, index, columns.prompt))
+        chosen_value, rejected_value = raw[columns.chosen], raw[columns.rejected]
+    else:
+        prompt, chosen_value, rejected_value = _implicit_prompt(spec, index, raw, columns)
+    chosen = _response_text(chosen_value, _where(spec, index, columns.chosen))
+    rejected = _response_text(rejected_value, _where(spec, index, columns.rejected))
     if chosen.strip() == rejected.strip():  # no preference to learn: every pair built from it has zero gradient
         raise InvalidRowError(
             f"{spec}: row {index}: columns '{columns.chosen}' and '{columns.rejected}' hold the same response",

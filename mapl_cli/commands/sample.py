@@ -32,6 +32,7 @@ def command(
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Most tokens generated per response.")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the sampling (per chunk of prompts), of the drawn instructions and of the tie-breaks between equally good pairs.")] = 0,
     chat_template_kwargs: Annotated[str | None, typer.Option(help='Extra chat-template variables as a JSON object, for example \'{"enable_thinking": false}\'.', show_default=False)] = None,
+    chat_template: Annotated[Path | None, typer.Option(help="A Jinja chat template file used instead of the model's own to render the prompts.", show_default=False)] = None,
     k_min: Annotated[int, typer.Option(min=1, help="Base prompts and preference files: fewest instructions drawn per prompt.")] = 1,
     k_max: Annotated[int | None, typer.Option(min=1, help="Base prompts and preference files: most instructions drawn per prompt (k uniform in k-min..k-max, drawn as build-benchmark draws them). Required for them; not allowed for a benchmark.", show_default=False)] = None,
     include: Annotated[list[str] | None, typer.Option(help="Draw only from these instruction ids (repeat or comma-separate); default: IFEval's 25.", show_default=False)] = None,
@@ -56,6 +57,7 @@ def command(
         # sampling
         n=n, backend=backend.value, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
         chat_template_kwargs=parse_template_kwargs(chat_template_kwargs),
+        chat_template=None if chat_template is None else str(chat_template),
         # instructions for prompts that carry none
         k_min=k_min, k_max=k_max, include=parse_ids(include), exclude=parse_ids(exclude),
         # pairs

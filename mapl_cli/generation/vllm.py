@@ -5,6 +5,8 @@ transformers path work without it. LoRA checkpoints from `mapl train-dpo --lora-
 vLLM's LoRA support (`lora_mode="serve"`, the default: one base model, the adapter applied per request) or
 merged into the base weights first (`lora_mode="merge"`, written to a temporary folder).
 
+A `chat_template` file (`--chat-template`) is passed to every `LLM.chat` call in place of the model's own.
+
     backend = VLLMBackend("out/dpo-mapl", tensor_parallel_size=2)
     backend.generate(prompts, SamplingConfig(max_new_tokens=512))
 """
@@ -40,6 +42,13 @@ def merge_adapter(checkpoint: Checkpoint, out_dir: str | Path) -> str:
     return str(out_dir)
 
 
+def _checked_template(weights: str, chat_template: str) -> str:
+    """The text of the --chat-template file, once it has rendered a conversation with the model's tokenizer."""
+    from mapl_cli.models import load_tokenizer
+
+    return load_tokenizer(weights, chat_template).chat_template
+
+
 class VLLMBackend:
     """Generation through `vllm.LLM.chat`; see the module docstring."""
 
@@ -54,6 +63,7 @@ class VLLMBackend:
         max_model_len: int | None = None,
         gpu_memory_utilization: float = 0.9,
         seed: int = 0,
+        chat_template: str | None = None,
         **_: object,
     ):
         try:
@@ -85,6 +95,9 @@ class VLLMBackend:
             self.lora_request = LoRARequest("mapl-adapter", 1, str(Path(checkpoint.adapter).resolve()))
         else:
             weights = _local_model_path(checkpoint.base)
+        # The template text goes with every chat call; it is checked first on the model's own tokenizer, as the
+        # hf backend and training check it, so a broken file fails before the engine starts.
+        self.chat_template = _checked_template(weights, chat_template) if chat_template else None
         self._vllm = vllm
         self.llm = vllm.LLM(model=weights, **options)
 
@@ -116,6 +129,7 @@ class VLLMBackend:
         outputs = self.llm.chat(
             [list(m) for m in prompts], sampling_params=params, use_tqdm=False, lora_request=self.lora_request,
             chat_template_kwargs=sampling.chat_template_kwargs,
+            **({"chat_template": self.chat_template} if self.chat_template else {}),
         )
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts")

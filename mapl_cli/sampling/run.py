@@ -47,6 +47,8 @@ class SampleConfig:
     max_new_tokens: int = 256
     seed: int = 0
     chat_template_kwargs: dict[str, Any] | None = None
+    #: A Jinja chat template file that replaces the model's own (None: the model's).
+    chat_template: str | None = None
     #: Instructions drawn per base prompt or preference prompt; k_max None: the prompts must carry their own.
     k_min: int = 1
     k_max: int | None = None
@@ -101,6 +103,10 @@ def check_config(config: SampleConfig) -> None:
         raise MaplError(f"{out}: exists and is not a folder (--output takes a folder)")
     if (out / JOURNAL).exists() and not (config.resume or config.force):
         raise MaplError(f"{out}: holds samples from an earlier run; pass --resume to continue it or --force to start over")
+    if config.chat_template is not None:
+        from mapl_cli.models import read_chat_template
+
+        read_chat_template(config.chat_template)
 
 
 # ---- the output folder --------------------------------------------------------------------------------------
@@ -114,7 +120,10 @@ def _settings(config: SampleConfig, n_prompts: int) -> dict[str, Any]:
     options = _options(config)
     for name in ("resume", "force", "progress", "prompts"):
         options.pop(name)
-    return {"prompts": record.get("sha256", record["path"]), "options": options, "n_prompts": n_prompts}
+    settings = {"prompts": record.get("sha256", record["path"]), "options": options, "n_prompts": n_prompts}
+    if options.pop("chat_template"):  # by content; absent without one, so runs made before the option still resume
+        settings["chat_template_sha256"] = input_record(config.chat_template)["sha256"]
+    return settings
 
 
 def _options(config: SampleConfig) -> dict[str, Any]:
@@ -150,7 +159,8 @@ def _make_backend(config: SampleConfig) -> SamplingBackend:
 
     try:
         return get_backend(config.backend, model=config.model, batch_size=config.batch_size, dtype=config.dtype,
-                           device=config.device, tensor_parallel_size=config.tensor_parallel_size, seed=config.seed)
+                           device=config.device, tensor_parallel_size=config.tensor_parallel_size, seed=config.seed,
+                           chat_template=config.chat_template)
     except MaplError:
         raise
     except (OSError, ValueError) as err:
@@ -267,7 +277,8 @@ def _finish(config: SampleConfig, prompts: Sequence[SamplePrompt], kind: str, do
     records = [done[p.key] for p in prompts]
     samples, prefs, counts = _tables(config, records)
     _write_tables(work, samples, prefs)
-    manifest = build_manifest("sample", {**_options(config), "input_kind": kind}, [config.prompts], counts, started,
+    manifest = build_manifest("sample", {**_options(config), "input_kind": kind},
+                              [p for p in (config.prompts, config.chat_template) if p], counts, started,
                               seed=config.seed, outputs={"samples": "samples.parquet", "prefs": "prefs.parquet"})
     write_json_atomic(work / "manifest.json", manifest)
     _folder(config).promote(work)
