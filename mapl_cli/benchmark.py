@@ -83,6 +83,9 @@ def parse_row(raw: Any, index: int, source: str) -> BenchmarkRow:
 
 def _read_hub(spec: str) -> list[tuple[int, Any]]:
     name, _, split = spec[len("hf://") :].partition(":")
+    from mapl_cli.hub import use_hub
+
+    use_hub()  # before datasets is imported: an unreachable hub fails at once, not after retries
     try:
         import datasets
 

@@ -1,8 +1,8 @@
 """manifest.json: what every stage writes beside its output.
 
 A manifest records the stage, the mapl version, the resolved options, the seed, the inputs with content
-hashes, row counts (kept and skipped, with reasons) and wall time, so any artifact can be traced back to
-the command and data that made it.
+hashes, row counts (kept and skipped, with reasons), wall time and the versions of the libraries that did
+the work, so any artifact can be traced back to the command, data and code that made it.
 """
 
 from __future__ import annotations
@@ -109,6 +109,25 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+# The libraries whose versions change what a stage computes (importlib.metadata names; mapl is its own).
+VERSIONED = ("torch", "transformers", "peft", "datasets")
+
+
+def library_versions() -> dict[str, str | None]:
+    """{python, torch, transformers, peft, datasets, mapl}: installed versions, read without importing the
+    libraries; a package that is not installed is null."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    found["mapl"] = __version__
+    return found
+
+
 def build_manifest(
     stage: str,
     options: dict[str, Any],
@@ -132,4 +151,5 @@ def build_manifest(
         "command": sys.argv,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "versions": library_versions(),
     }
