@@ -20,7 +20,9 @@ import typer
 from mapl_cli import __version__
 from mapl_cli.commands import build_benchmark as build_benchmark_cmd
 from mapl_cli.commands import evaluate as evaluate_cmd
+from mapl_cli.commands import export as export_cmd
 from mapl_cli.commands import sample, synthesize, train_dpo, train_rm
+from mapl_cli.commands.config_file import with_config
 from mapl_cli.errors import MaplError, on_signal, signal_name
 
 app = typer.Typer(
@@ -93,12 +95,14 @@ def guarded(command: Callable) -> Callable:
     return wrapper
 
 
-app.command("sample")(guarded(sample.command))
-app.command("synthesize")(guarded(synthesize.command))
-app.command("train-rm")(guarded(train_rm.command))
-app.command("train-dpo")(guarded(train_dpo.command))
-app.command("build-benchmark")(guarded(build_benchmark_cmd.command))
-app.command("evaluate")(guarded(evaluate_cmd.command))
+# Every command also takes --config FILE and --print-config (commands/config_file.py).
+app.command("sample")(guarded(with_config(sample.command)))
+app.command("synthesize")(guarded(with_config(synthesize.command)))
+app.command("train-rm")(guarded(with_config(train_rm.command)))
+app.command("train-dpo")(guarded(with_config(train_dpo.command)))
+app.command("build-benchmark")(guarded(with_config(build_benchmark_cmd.command)))
+app.command("evaluate")(guarded(with_config(evaluate_cmd.command)))
+app.command("export")(guarded(with_config(export_cmd.command)))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import asdict, fields
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +20,7 @@ from mapl_cli.generation.base import SamplingConfig
 from mapl_cli.train.config import TrainConfig
 
 runner = CliRunner()
+TEMPLATE = Path(__file__).parent / "assets" / "chat_template_tiny.jinja"  # --chat-template must name a file
 
 #: Options of both training commands: parameter (= TrainConfig field) -> (arguments, the field's value).
 TRAIN_OPTIONS = {
@@ -38,6 +40,7 @@ TRAIN_OPTIONS = {
     "max_prompt_length": (["--max-prompt-length", "200"], 200),
     "shuffle": (["--no-shuffle"], False),
     "packing": (["--no-packing"], False),
+    "chat_template": (["--chat-template", str(TEMPLATE)], str(TEMPLATE)),
     "lambda_intra": (["--lambda-intra", "0.5"], 0.5),
     "lambda_inter": (["--lambda-inter", "2"], 2.0),
     "inter_loss": (["--inter-loss", "margin"], "margin"),
@@ -53,6 +56,8 @@ TRAIN_OPTIONS = {
     "resume": (["--resume"], True),
     "force": (["--force"], True),
     "progress": (["--no-progress"], False),
+    "report_to": (["--report-to", "tensorboard", "--report-to", "wandb"], ("tensorboard", "wandb")),
+    "push_to_hub": (["--push-to-hub", "my-org/my-model"], "my-org/my-model"),
 }
 STAGE_OPTIONS = {
     "dpo": {
@@ -124,6 +129,7 @@ EVALUATE_OPTIONS = {
                              {"sampling.chat_template_kwargs": {"enable_thinking": False}}),
     "system_prompt": (["--system-prompt", "Be brief."], {"system_prompt": "Be brief."}),
     "strip_thinking": (["--no-strip-thinking"], {"strip_thinking": False}),
+    "chat_template": (["--chat-template", "tmpl.jinja"], {"chat_template": "tmpl.jinja"}),
     "bootstrap": (["--bootstrap", "50"], {"bootstrap": 50}),
     "train_manifest": (["--train-manifest", "m.json"], {"train_manifests": ["m.json"]}),
     "batch_size": (["--batch-size", "3"], {"batch_size": 3}),
@@ -137,6 +143,7 @@ EVALUATE_OPTIONS = {
     "merge": (["--merge", "s0", "--merge", "s1"], {"merge": ["s0", "s1"]}),
     "chunk_size": (["--chunk-size", "8"], {"chunk_size": 8}),
     "resume": (["--resume"], {"resume": True}),
+    "report_to": (["--report-to", "trackio", "--report-to", "trackio"], {"report_to": ("trackio",)}),
 }
 EVALUATE_ALONE = {
     "force": (["--force"], {"force": True}),

@@ -21,6 +21,7 @@ import typer
 from mapl_cli.commands.parsing import at_least_zero, parse_shard, probability
 from mapl_cli.errors import MaplError
 from mapl_cli.models import Dtype
+from mapl_cli.tracking import ReportTo, chosen
 
 
 class Backend(str, Enum):
@@ -92,6 +93,7 @@ def command(
     seed: Annotated[int, typer.Option(help="Sampling seed, also the seed of the bootstrap resampling.")] = 0,
     system_prompt: Annotated[str | None, typer.Option(help="A system message put before every benchmark prompt (default: none, as in IFEval).", show_default=False)] = None,
     chat_template_kwargs: Annotated[str | None, typer.Option(help='Extra chat-template variables as a JSON object, for example \'{"enable_thinking": false}\'.', show_default=False)] = None,
+    chat_template: Annotated[Path | None, typer.Option(help="A Jinja chat template file used instead of each --model's own to render the prompts (for example the one a model was trained with elsewhere).", show_default=False)] = None,
     strip_thinking: Annotated[bool, typer.Option("--strip-thinking/--no-strip-thinking", help="Score only the text after a reasoning trace (<think>...</think>); responses without one are unchanged. The trace is kept in results.parquet.")] = True,
     bootstrap: Annotated[int, typer.Option(min=0, help="Resamples for the paired bootstrap intervals of each model's difference from the first; 0 turns the comparison off.")] = 10_000,
     train_manifest: Annotated[list[str] | None, typer.Option("--train-manifest", help="manifest.json of the synthesize or training run behind the models: the report splits accuracy into instruction types seen and not seen in training. Repeatable; default: the manifests of --model folders that are mapl training runs.", show_default=False)] = None,
@@ -107,6 +109,7 @@ def command(
     chunk_size: Annotated[int, typer.Option(min=1, help="Prompts generated between writes to results.jsonl (a crash loses at most one chunk).")] = 64,
     resume: Annotated[bool, typer.Option("--resume", help="Continue a run in OUTPUT: skip (model, prompt) pairs already answered.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Discard earlier results in OUTPUT and start over.")] = False,
+    report_to: Annotated[list[ReportTo] | None, typer.Option("--report-to", help="Also send the summary's metrics and the comparison table to an experiment tracker: tensorboard (event files in OUTPUT/runs/), wandb (offline unless WANDB_MODE or an API key says online), trackio (its local store). Repeatable; each needs its extra, e.g. pip install 'mapl-cli\\[tensorboard]'. \\[default: none]", show_default=False)] = None,
 ) -> None:
     """Score instruction following (IFEval metrics, strict and loose, by number of instructions) of models or responses, or the pairwise accuracy of reward models."""
     from mapl_cli.evaluation.evaluate import EvaluateConfig, run
@@ -122,6 +125,7 @@ def command(
         reward_models=list(reward_model or []), pairs=pairs,
         # how responses are made and read
         backend=backend.value, sampling=sampling, system_prompt=system_prompt, strip_thinking=strip_thinking,
+        chat_template=None if chat_template is None else str(chat_template),
         # the report
         bootstrap=bootstrap, train_manifests=list(train_manifest or []),
         # loading models
@@ -129,6 +133,6 @@ def command(
         lora_mode=lora_mode.value, max_length=max_length,
         # which prompts, and the output folder
         limit=limit, shard=parse_shard(shard), merge=list(merge or []), chunk_size=chunk_size,
-        resume=resume, force=force,
+        resume=resume, force=force, report_to=chosen(report_to),
     )
     run(config)

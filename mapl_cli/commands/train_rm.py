@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from mapl_cli.tracking import chosen
 from mapl_cli.train import options as o
 from mapl_cli.train.config import TrainConfig
 
@@ -37,6 +38,7 @@ def command(
     max_prompt_length: o.MaxPromptLength = 512,
     shuffle: o.Shuffle = True,
     packing: o.Packing = True,
+    chat_template: o.ChatTemplate = None,
     gradient_checkpointing: o.GradCkpt = False,
     dtype: o.DtypeOpt = o.TrainDtype.auto,
     lora_r: o.LoraR = 0,
@@ -50,6 +52,8 @@ def command(
     resume: o.Resume = False,
     force: o.Force = False,
     progress: o.Progress = True,
+    report_to: o.ReportToOpt = None,
+    push_to_hub: o.PushToHub = None,
 ) -> None:
     """Train a reward model (one-output sequence-classification head) on a pairs table with the MAPL objectives."""
     config = TrainConfig(
@@ -61,6 +65,7 @@ def command(
         max_grad_norm=max_grad_norm, seed=seed,
         # data
         max_length=max_length, max_prompt_length=max_prompt_length, shuffle=shuffle, packing=packing,
+        chat_template=None if chat_template is None else str(chat_template),
         # objective
         lambda_intra=lambda_intra, lambda_inter=lambda_inter, inter_loss=inter_loss.value,
         # rm only
@@ -70,5 +75,6 @@ def command(
         lora_targets=lora_targets, merge_lora=merge_lora, fsdp=fsdp,
         # bookkeeping
         eval_every=eval_every, save_every=save_every, resume=resume, force=force, progress=progress,
+        report_to=chosen(report_to), push_to_hub=push_to_hub,
     )
     o.train(config, "reward model")

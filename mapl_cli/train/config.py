@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 
 from mapl_cli.errors import MaplError
-from mapl_cli.models import Dtype
+from mapl_cli.models import Dtype, read_chat_template
 
 # Learning-rate defaults (DESIGN.md: RM 1e-5 and DPO 1e-6 for a full fine-tune, after Rc-BT/Rc-DPO);
 # LoRA trains far fewer parameters and needs a larger step.
@@ -47,6 +47,7 @@ class TrainConfig:
     max_prompt_length: int = 512
     shuffle: bool = True
     packing: bool = True
+    chat_template: str | None = None  # a Jinja file that replaces the model's chat template
     # objective
     lambda_intra: float = 1.0
     lambda_inter: float = 1.0
@@ -74,6 +75,8 @@ class TrainConfig:
     resume: bool = False
     force: bool = False
     progress: bool = True
+    report_to: tuple[str, ...] = ()  # experiment trackers (mapl_cli/tracking.py); () is none
+    push_to_hub: str | None = None  # a hub repo id the model folder is uploaded to after training (hub.py)
 
     @property
     def lora(self) -> bool:
@@ -86,6 +89,40 @@ class TrainConfig:
 def flag(name: str) -> str:
     """The command-line spelling of a TrainConfig field: max_grad_norm -> --max-grad-norm."""
     return "--" + name.replace("_", "-")
+
+
+# Options that change how a run is shown, kept or shared, never the model it trains: left out of the
+# command that trains it again (`command_line`), and no command-line flag for keep_checkpoints.
+NOT_REPRODUCED = frozenset({"resume", "force", "progress", "report_to", "push_to_hub", "keep_checkpoints"})
+PATHS = ("pairs", "output", "eval_pairs", "chat_template", "model", "ref_model")  # made absolute when they exist
+
+
+def command_line(config: TrainConfig) -> str:
+    """`mapl train-dpo PAIRS --output OUT --model M ...`, shell-quoted, with every other option that differs
+    from its default: the command that trains the same model again (the model card's "Reproduce"). Built
+    from the resolved options rather than sys.argv, which may be a launcher (torchrun, python -m), name a
+    --config file that has since changed, or carry --resume / --force. Paths that exist are made absolute,
+    so the command does not depend on the folder it is run from."""
+    import shlex
+    from pathlib import Path
+
+    def value_of(name: str):
+        value = getattr(config, name)
+        return str(Path(value).resolve()) if name in PATHS and value and Path(value).exists() else value
+
+    words = ["mapl", f"train-{config.stage}", value_of("pairs"), "--output", value_of("output"), "--model", value_of("model")]
+    for field in fields(TrainConfig):
+        value = value_of(field.name)
+        if field.name in ("stage", "pairs", "output", "model") or field.name in NOT_REPRODUCED or value == field.default:
+            continue
+        if isinstance(value, bool):  # Typer's --x / --no-x pairs; only the non-default side is ever written
+            words.append(flag(field.name) if value else "--no-" + field.name.replace("_", "-"))
+        elif isinstance(value, (tuple, list)):  # a repeatable option
+            for item in value:
+                words += [flag(field.name), str(item)]
+        else:
+            words += [flag(field.name), str(value)]
+    return shlex.join(words)
 
 
 def _number(config: TrainConfig, name: str, low: float, low_inclusive: bool = True) -> None:
@@ -150,11 +187,13 @@ def check_options(config: TrainConfig) -> None:
     for name in ("pairs", "output"):
         if not str(getattr(config, name)).strip():
             raise MaplError(f"{'the pairs path' if name == 'pairs' else '--output'} is empty")
+    if config.chat_template is not None:
+        read_chat_template(config.chat_template)  # a missing or unreadable file fails here; rendering, at load
 
 
 # What a resumed run may change, and why each is safe:
 # - where and how often it writes, and what it shows: output (a moved folder), save_every, eval_every,
-#   keep_checkpoints, progress;
+#   keep_checkpoints, progress, report_to (where the metrics are also sent), push_to_hub (where the model goes);
 # - how the same computation is laid out: fsdp, gradient_checkpointing, packing, precompute_ref, and
 #   batch_size / grad_accum as long as the global batch stays the same;
 # - the flags themselves (resume, force).
@@ -162,7 +201,7 @@ def check_options(config: TrainConfig) -> None:
 # of steps they give (a constant schedule may be extended); lr by its resolved value; every other option
 # must be the same.
 RESUME_FREE = frozenset({
-    "output", "save_every", "eval_every", "keep_checkpoints", "progress", "resume", "force",
+    "output", "save_every", "eval_every", "keep_checkpoints", "progress", "report_to", "push_to_hub", "resume", "force",
     "fsdp", "gradient_checkpointing", "packing", "precompute_ref", "batch_size", "grad_accum",
     "pairs", "eval_pairs", "max_steps", "epochs", "lr",
 })

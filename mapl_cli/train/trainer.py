@@ -20,18 +20,23 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from mapl_cli import __version__
+from mapl_cli.card import write_card
 from mapl_cli.encoding.tokens import encode_pairs
 from mapl_cli.errors import MaplError
+from mapl_cli.hub import check_push
 from mapl_cli.manifest import build_manifest, write_json_atomic
 from mapl_cli.models import check_model, load_tokenizer, loading, resolve_dtype
+from mapl_cli.pairs import KINDS
+from mapl_cli.tracking import Trackers, check_installed, open_trackers
 from mapl_cli.train import checkpoint, report, workspace
-from mapl_cli.train.config import TrainConfig, check_options
+from mapl_cli.train.config import TrainConfig, check_options, command_line
 from mapl_cli.train.data import batch_plan, split_batch
 from mapl_cli.train.inputs import read_inputs
 from mapl_cli.train.losses import combine, row_weights
@@ -149,6 +154,9 @@ def run(config: TrainConfig, on_step=None) -> dict:
     console = Console(stderr=True, soft_wrap=True)  # a path is never broken over two lines
     # Everything is checked before any model loads and before anything in --output is created or replaced.
     check_options(config)
+    check_installed(config.report_to)  # a chosen tracker that is not installed: one line, before anything loads
+    if config.push_to_hub:  # offline or no token: one line now, not after hours of training (options.train uploads)
+        check_push(config.push_to_hub)
     inputs = read_inputs(config)
     check_model(config.model, "--model")
     if config.ref_model:
@@ -170,6 +178,7 @@ def run(config: TrainConfig, on_step=None) -> dict:
         recipe.train(on_step)
         return recipe.finish()
     except BaseException as err:
+        recipe.trackers.close(failed=True)  # what was logged stays: a failed run's curve is worth keeping
         interrupted = isinstance(err, (TrainingInterrupted, KeyboardInterrupt))
         note = workspace.clean_up(ws, interrupted) if par.rank == 0 else ""
         if isinstance(err, KeyboardInterrupt):  # Ctrl-C outside the steps (loading, the final evaluation)
@@ -195,6 +204,7 @@ class Recipe:
         self.metrics_path, self.eval_path = ws.work / "metrics.jsonl", ws.work / "eval_metrics.jsonl"
         self.memory: dict = {}
         self.step_time_total, self.steps_done = 0.0, 0
+        self.trackers = Trackers()  # --report-to: opened in `setup` on rank 0, once --output exists
 
     def setup(self, saved) -> dict | None:
         """Everything before the first step; returns a summary instead when a resumed run had already finished."""
@@ -203,7 +213,7 @@ class Recipe:
             self.console.print("--fsdp: one process, nothing to shard; training the whole model here")
         torch.manual_seed(config.seed)
         with loading(config.model):
-            tokenizer = load_tokenizer(config.model)
+            tokenizer = load_tokenizer(config.model, config.chat_template)
         self._encode(tokenizer)
         self._schedule()
         if saved is not None:
@@ -231,6 +241,8 @@ class Recipe:
             workspace.prepare(ws)
             for path in (self.metrics_path, self.eval_path):
                 report.truncate_jsonl(path, self.start_step) if self.start_step else path.unlink(missing_ok=True)
+        options = resolved_options(config, self.dtype, par.device)  # --report-to: rank 0 logs; all fail together
+        self.trackers = _shared(par, lambda: open_trackers(config.report_to, ws.out, options) if par.rank == 0 else Trackers())
         self.meta = {"config": asdict(config), "world_size": par.world, "strategy": par.strategy,
                      "total_steps": self.total_steps, "data": self.inputs.data, "dtype_resolved": str(self.dtype),
                      "mapl_version": __version__}
@@ -270,11 +282,13 @@ class Recipe:
                 record = self._step(step)
                 if par.rank == 0:
                     report.append_jsonl(self.metrics_path, record)
+                    self.trackers.log(record, step + 1)
                 bar.update(task, advance=1, info=f"loss {_fmt(record['loss'])} acc {_fmt(record['rewards/accuracies'])}")
                 if self.eval_rows and config.eval_every and (step + 1) % config.eval_every == 0:
                     evaluation = _evaluate(self.objective, self.model, self.eval_rows, config, par)
                     if par.rank == 0:
                         report.append_jsonl(self.eval_path, {"step": step + 1, **evaluation})
+                        self.trackers.log(evaluation, step + 1, prefix="eval/")
                 if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < total:
                     self._save_checkpoint(step + 1)
                 want_stop = torch.tensor([1.0 if stop.signal is not None or (on_step and on_step(step + 1, record)) else 0.0])
@@ -358,6 +372,7 @@ class Recipe:
             final_eval = _evaluate(self.objective, self.model, self.eval_rows, config, par)
             if par.rank == 0 and not (config.eval_every and total % config.eval_every == 0):
                 report.append_jsonl(self.eval_path, {"step": total, **final_eval})
+                self.trackers.log(final_eval, total, prefix="eval/")
         if self.memory:
             self.memory.update({k: v for k, v in par.memory(self.model, self.optimizer).items() if k.startswith("peak")})
         final = self.model
@@ -366,7 +381,9 @@ class Recipe:
             final = self.objective.build(device=torch.device("cpu"), state=state) if par.rank == 0 else None
             del state
         counts = {
-            "rows": self.inputs.table.num_rows, **self.inputs.counts, "rows_used": len(self.rows), "dropped": self.dropped,
+            "rows": self.inputs.table.num_rows, "rows_by_kind": _by_kind(self.inputs.table.column("kind").to_pylist()),
+            **self.inputs.counts, "rows_used": len(self.rows), "rows_used_by_kind": _by_kind(KINDS[r.kind] for r in self.rows),
+            "dropped": self.dropped,
             "eval_rows": len(self.eval_rows), "eval_dropped": self.eval_dropped, "steps": total,
             "resumed_from_step": self.start_step, "steps_per_epoch": self.steps_per_epoch,
             "global_batch": self.global_batch, "world_size": par.world, "strategy": par.strategy,
@@ -375,9 +392,21 @@ class Recipe:
                  "mean_seconds_per_step": round(self.step_time_total / self.steps_done, 4) if self.steps_done else None}
         with _StopFlag():  # the last writes and the swap into place are not cut short by Ctrl-C
             summary = _shared(par, lambda: _finish(self.ws, self.objective, final, config, counts, extra, self.dtype,
-                                                   par.device, self.started) if par.rank == 0 else {})
+                                                   par.device, self.started, self.inputs.data) if par.rank == 0 else {})
+        self.trackers.close()
         par.barrier()
         return summary
+
+
+def _by_kind(kinds) -> dict[str, int]:
+    """Rows per kind, in KINDS order (manifest counts, the model card's data table)."""
+    found = Counter(kinds)
+    return {kind: found[kind] for kind in KINDS}
+
+
+def resolved_options(config: TrainConfig, dtype, device) -> dict:
+    """The options as the run used them (the manifest's, and the trackers' hyper-parameters)."""
+    return {**asdict(config), "lr": config.resolved_lr(), "dtype_resolved": str(dtype), "device": str(device)}
 
 
 def _write_model(objective, model, ws: workspace.Workspace) -> Path:
@@ -400,9 +429,10 @@ def _write_model(objective, model, ws: workspace.Workspace) -> Path:
     return model_dir
 
 
-def _finish(ws: workspace.Workspace, objective, final, config: TrainConfig, counts, extra, dtype, device, started) -> dict:
-    """Rank 0: the model, curves and manifest (paths as they will be once in place), then a --force run's
-    outputs replace the old ones."""
+def _finish(ws: workspace.Workspace, objective, final, config: TrainConfig, counts, extra, dtype, device, started,
+            data: dict) -> dict:
+    """Rank 0: the model and its card (README.md), curves and manifest (paths as they will be once in place),
+    then a --force run's outputs replace the old ones. `data`: the pairs' sha256, for the card."""
     _write_model(objective, final, ws)
     out = ws.out
     metrics = report.read_jsonl(ws.work / "metrics.jsonl")
@@ -410,9 +440,11 @@ def _finish(ws: workspace.Workspace, objective, final, config: TrainConfig, coun
     last = metrics[-1] if metrics else {}
     outputs = {"model": str(out / "model"), "metrics": str(out / "metrics.jsonl"), "curves": str(out / "curves.png"),
                "final": {k: last.get(k) for k in ("loss", "rewards/accuracies", "rewards/margins")}, **extra}
-    options = {**asdict(config), "lr": config.resolved_lr(), "dtype_resolved": str(dtype), "device": str(device)}
-    inputs = [config.pairs] + ([config.eval_pairs] if config.eval_pairs else [])
+    options = resolved_options(config, dtype, device)
+    inputs = [config.pairs] + [p for p in (config.eval_pairs, config.chat_template) if p]  # each with its sha256
     manifest = build_manifest(f"train-{config.stage}", options, inputs, counts, started, config.seed, outputs)
+    manifest["reproduce"] = command_line(config)  # sys.argv is in "command"; this one needs no --config file
+    write_card(ws.work / "model", manifest, last, data)
     write_json_atomic(ws.work / "manifest.json", manifest)
     workspace.promote(ws)
     return {"output": str(out), "model": str(out / "model"), "steps": counts["steps"], **outputs["final"]}
