@@ -1,14 +1,14 @@
-"""Sampling n responses per prompt: one `sample` call (num_return_sequences) against n separate passes.
+"""Sampling n responses per prompt: one `sample` call (one shared prefill) against n separate passes.
 
     python bench/sample.py                                       # smollm2-135m-instruct, CPU, 32 prompts x 4
     python bench/sample.py --model tiny-random --prompts 8 --max-new-tokens 16 --rounds 1   # a quick check
 
-This is what `mapl sample` does (the hf backend's `sample`, each prompt's n sequences in one `generate` call
-with `num_return_sequences=n`) against what one would do with `mapl evaluate`-style passes: n calls of the
-backend's `generate`, one per seed, over the same prompts. Both sample at temperature 1.0 from the first
---prompts prompts of examples/eval_benchmark.jsonl at --batch-size prompts per call. Throughput counts the
-tokens actually generated (stop token included, padding excluded). Methods alternate over --rounds rounds so
-that load from other processes falls on both alike. Prints a table and writes bench/results/sample.json.
+This is what `mapl sample` does (the hf backend's `sample`: one forward pass fills each prompt's KV cache,
+the cache is repeated n times and one `generate` call continues all n rows) against what one would do with
+`mapl evaluate`-style passes: n calls of the backend's `generate`, one per seed, over the same prompts. Both sample at
+temperature 1.0 from the first --prompts prompts of examples/eval_benchmark.jsonl at --batch-size prompts per
+call. Throughput counts the tokens actually generated (stop token included, padding excluded). Methods
+alternate over --rounds rounds so that load from other processes falls on both alike. Prints a table and writes bench/results/sample.json.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main() -> None:
         for k in range(args.n):
             backend.generate(prompts, SamplingConfig(args.max_new_tokens, temperature=1.0, seed=seed * args.n + k))
 
-    methods = {f"sample, n={args.n} in one call": one_call, f"{args.n} generate passes": n_passes}
+    methods = {f"sample, n={args.n}, shared prefill": one_call, f"{args.n} generate passes": n_passes}
     totals = {name: {"samples": 0, "tokens": 0, "seconds": 0.0, "cpu_seconds": 0.0} for name in methods}
     names = list(methods)
     for round_index in range(args.rounds):

@@ -100,6 +100,17 @@ def test_hf_results_come_back_in_input_order_and_match_unbatched_generation(live
     assert len(set(batched)) == len(PROMPTS)  # distinct outputs, so a shuffled order could not pass
 
 
+def test_hf_sample_continues_from_one_shared_prefill_exactly_as_separate_generation(lively_backend):
+    """`sample` runs each prompt's prefill once and repeats the KV cache n times; with greedy decoding every
+    one of the n rows must then equal what a plain `generate` of that prompt gives (left padding included:
+    the batches hold prompts of different lengths)."""
+    sampling = SamplingConfig(max_new_tokens=6)
+    samples = lively_backend.sample(PROMPTS, sampling, n=3)
+    alone = lively_backend.generate(PROMPTS, sampling)
+    assert [[c.text for c in row] for row in samples] == [[text] * 3 for text in alone]
+    assert len(set(alone)) == len(PROMPTS)
+
+
 def test_hf_stops_at_the_end_of_turn_token(lively_backend):
     tokenizer, model = lively_backend.tokenizer, lively_backend.model
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")

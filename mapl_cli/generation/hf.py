@@ -8,13 +8,19 @@ as well as at EOS. Responses come back in the prompts' order.
     backend = HFBackend("smollm2-135m-instruct", batch_size=32)
     backend.generate([[{"role": "user", "content": "Write a haiku."}]], SamplingConfig(max_new_tokens=64))
 
-`sample` draws n responses per prompt with `num_return_sequences=n`: each prompt's rows follow each other
-in the batch, so a batch holds batch_size prompts and batch_size * n sequences. The torch generator is
-seeded once per call, so the same prompts and seed give the same samples.
+`chat_template` (a Jinja file, `--chat-template`) replaces the tokenizer's template before anything is
+rendered, so the end-of-turn token is read from it too.
+
+`sample` draws n responses per prompt and runs each prompt's prefill once: one forward pass over the
+batch's prompts fills the KV cache, the cache is repeated n times, and `generate` continues all n rows from
+it. (`num_return_sequences=n` would copy the prompts before the prefill and run each n times.) Each prompt's
+rows follow each other in the batch, so a batch holds batch_size prompts and batch_size * n sequences. The
+torch generator is seeded once per call, so the same prompts and seed give the same samples.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,12 +93,13 @@ class HFBackend:
         batch_size: int = 16,
         dtype: str = "auto",
         device: str | None = None,
+        chat_template: str | None = None,
         **_: object,
     ):
         from mapl_cli.models import load_causal_lm
 
         checkpoint = resolve_checkpoint(model)
-        lm, tokenizer = load_causal_lm(checkpoint.base, dtype=dtype, device=device)
+        lm, tokenizer = load_causal_lm(checkpoint.base, dtype=dtype, device=device, chat_template=chat_template)
         if checkpoint.adapter:
             from mapl_cli.models import merge_adapter_into
 
@@ -116,6 +123,8 @@ class HFBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
         self.stop_ids = end_of_turn_ids(tokenizer, getattr(lm, "generation_config", None))
+        # the KV cache's keyword: `cache` in recent transformers, `past_key_values` before
+        self._cache_name = "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
         #: (prompt indices, padded prompt length) of each batch of the last call, for tests and stats.
         self.last_batches: list[tuple[list[int], int]] = []
         self.generated_tokens = 0
@@ -142,8 +151,6 @@ class HFBackend:
         import torch
 
         options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy}
-        if n > 1:
-            options["num_return_sequences"] = n
         if not sampling.greedy:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p)
             torch.manual_seed(sampling.seed)
@@ -166,14 +173,21 @@ class HFBackend:
             padded = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, padding=True, return_tensors="pt")
             width = padded["input_ids"].shape[1]
             self.last_batches.append((batch, width))
+            input_ids, mask = padded["input_ids"].to(device), padded["attention_mask"].to(device)
             with torch.inference_mode():
+                prefilled = {}
+                if n > 1:
+                    if width > 1:  # a one-token prompt has nothing to share
+                        prefilled[self._cache_name] = self._shared_prefill(input_ids, mask, n)
+                    input_ids, mask = input_ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
                 generated = self.model.generate(
-                    input_ids=padded["input_ids"].to(device),
-                    attention_mask=padded["attention_mask"].to(device),
+                    input_ids=input_ids,
+                    attention_mask=mask,
                     eos_token_id=self.stop_ids,
                     pad_token_id=self.tokenizer.pad_token_id,
                     use_cache=True,
                     **options,
+                    **prefilled,
                 )
             new_tokens = generated[:, width:].tolist()  # prompt i's n rows follow each other
             for row, tokens in enumerate(new_tokens):
@@ -183,6 +197,18 @@ class HFBackend:
             if progress is not None:
                 progress(len(batch))
         return out
+
+    def _shared_prefill(self, input_ids: Any, mask: Any, n: int) -> Any:
+        """The KV cache of every prompt but its last token, computed once and repeated n times (row i's
+        copies at i*n .. i*n+n-1). `generate` then feeds each row's last prompt token itself, so the first
+        sampled token comes from logits it computed. Position ids follow the left padding as `generate`'s own."""
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=input_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], use_cache=True
+        )
+        cache = out[self._cache_name]
+        cache.batch_repeat_interleave(n)
+        return cache
 
     def close(self) -> None:
         import gc
