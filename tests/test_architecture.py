@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent / "mapl_cli"
 STAGES = ("synth", "train", "evaluation", "sampling")
 SHARED = ("encoding", "generation", "instructions")  # below the stages: imported by them, importing none of them
 TOP_LEVEL_SHARED = ("pairs", "prefs", "benchmark", "models", "manifest", "errors", "modelcheck", "jsonl", "runfolder",
-                    "card", "hub")
+                    "card", "hub", "tracking", "export")
 MAX_FUNCTION_LINES = 60
 
 
