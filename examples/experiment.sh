@@ -44,7 +44,7 @@ lora=()
 if [ "$LORA_R" != 0 ]; then lora=(--lora-r "$LORA_R"); fi
 
 stage "synthesize MAPL pairs from $PREFS"
-mapl synthesize "$PREFS" --output "$DIR/pairs" --seed 0 --force --quiet
+mapl synthesize "$PREFS" --output "$DIR/pairs" --seed 0 --force --no-progress
 
 declare -A LAMBDAS=([plain]="0 0" [intra]="1 0" [inter]="0 1" [both]="1 1")
 for seed in $SEEDS; do

@@ -23,6 +23,7 @@ from mapl_cli.commands import evaluate as evaluate_cmd
 from mapl_cli.commands import export as export_cmd
 from mapl_cli.commands import sample, synthesize, train_dpo, train_rm
 from mapl_cli.commands.config_file import with_config
+from mapl_cli.commands.help import HelpCommand
 from mapl_cli.errors import MaplError, on_signal, signal_name
 
 app = typer.Typer(
@@ -95,14 +96,15 @@ def guarded(command: Callable) -> Callable:
     return wrapper
 
 
-# Every command also takes --config FILE and --print-config (commands/config_file.py).
-app.command("sample")(guarded(with_config(sample.command)))
-app.command("synthesize")(guarded(with_config(synthesize.command)))
-app.command("train-rm")(guarded(with_config(train_rm.command)))
-app.command("train-dpo")(guarded(with_config(train_dpo.command)))
-app.command("build-benchmark")(guarded(with_config(build_benchmark_cmd.command)))
-app.command("evaluate")(guarded(with_config(evaluate_cmd.command)))
-app.command("export")(guarded(with_config(export_cmd.command)))
+# Every command also takes --config FILE and --print-config (commands/config_file.py); its --help groups the
+# options into panels (commands/help.py).
+app.command("sample", cls=HelpCommand)(guarded(with_config(sample.command)))
+app.command("synthesize", cls=HelpCommand)(guarded(with_config(synthesize.command)))
+app.command("train-rm", cls=HelpCommand)(guarded(with_config(train_rm.command)))
+app.command("train-dpo", cls=HelpCommand)(guarded(with_config(train_dpo.command)))
+app.command("build-benchmark", cls=HelpCommand)(guarded(with_config(build_benchmark_cmd.command)))
+app.command("evaluate", cls=HelpCommand)(guarded(with_config(evaluate_cmd.command)))
+app.command("export", cls=HelpCommand)(guarded(with_config(export_cmd.command)))
 
 
 def main() -> None:

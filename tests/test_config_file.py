@@ -146,7 +146,7 @@ def test_print_config_shows_the_merge_and_runs_nothing(tmp_path, mapl, train_con
     printed = _printed(out)
     assert printed["beta"] == 0.5 and printed["max-steps"] == 7 and printed["inter-loss"] == "margin"
     assert printed["precompute-ref"] is False and printed["batch-size"] == 4 and printed["lr"] == 5e-4
-    assert list(printed)[:2] == ["pairs", "output"] and "config" not in printed and "print-config" not in printed
+    assert list(printed)[0] == "pairs" and "output" in printed and "config" not in printed and "print-config" not in printed
     assert not train_configs and not out_dir.exists()
 
 
@@ -223,13 +223,13 @@ def test_an_empty_file_sets_nothing(tmp_path, mapl):
 
 def test_synthesize_from_a_config_writes_what_the_flags_write(tmp_path, mapl):
     flags = ["--seed", "3", "--k-max", "3", "--conditions", "some_vs_none", "--exclude", "punctuation:no_comma",
-             "--exclude", "change_case:english_lowercase,detectable_format:title", "--limit", "4", "--workers", "1", "--quiet"]
+             "--exclude", "change_case:english_lowercase,detectable_format:title", "--limit", "4", "--workers", "1", "--no-progress"]
     prefs = ROOT / "examples" / "prefs.jsonl"
     assert mapl("synthesize", prefs, "--output", tmp_path / "by-flags", *flags)[0] == 0
     config = _write(tmp_path / "synth.yaml", {
         "input": str(prefs), "output": str(tmp_path / "by-file"), "seed": 3, "k-max": 3, "conditions": "some_vs_none",
         "exclude": ["punctuation:no_comma", "change_case:english_lowercase,detectable_format:title"],
-        "limit": 4, "workers": 1, "quiet": True,
+        "limit": 4, "workers": 1, "progress": False,
     })
     code, _, err = mapl("synthesize", "--config", config)
     assert code == 0, err

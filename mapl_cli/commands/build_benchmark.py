@@ -15,17 +15,34 @@ import typer
 
 from mapl_cli.commands.parsing import check_k_range, parse_ids
 
+INPUT, INSTRUCTIONS, OUTPUT = "Input", "Instructions", "Output"  # the --help panels
+
 
 def command(
-    prompts: Annotated[Path, typer.Argument(help='Base prompts: a jsonl file of {"key": int, "prompt": str} rows (key defaults to the row number).', show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The benchmark jsonl file to write (IFEval format: key, prompt, instruction_id_list, kwargs).", show_default=False)],
-    k_min: Annotated[int, typer.Option(min=1, help="Fewest instructions per prompt.")] = 1,
-    k_max: Annotated[int, typer.Option(min=1, help="Most instructions per prompt (k is drawn uniformly from k-min..k-max); no more than the instruction types that can share a prompt.")] = 6,
-    include: Annotated[list[str] | None, typer.Option(help="Draw only from these instruction ids (repeat or comma-separate); default: IFEval's 25.")] = None,
-    exclude: Annotated[list[str] | None, typer.Option(help="Never use these instruction ids (repeat or comma-separate).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; each prompt's draw depends only on (seed, key).")] = 0,
-    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N base prompts.", show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+    prompts: Annotated[Path, typer.Argument(rich_help_panel=INPUT, show_default=False, help=(
+        'Base prompts: a jsonl file of {"key": int, "prompt": str} rows (key defaults to the row number).'))],
+    *,
+    # Input
+    limit: Annotated[int | None, typer.Option(min=1, rich_help_panel=INPUT, show_default=False, help=(
+        "Use only the first N base prompts."))] = None,
+    # Instructions
+    k_min: Annotated[int, typer.Option(min=1, rich_help_panel=INSTRUCTIONS, help=(
+        "Fewest instructions per prompt."))] = 1,
+    k_max: Annotated[int, typer.Option(min=1, rich_help_panel=INSTRUCTIONS, help=(
+        "Most instructions per prompt (k is drawn uniformly from k-min..k-max); no more than the instruction "
+        "types that can share a prompt."))] = 6,
+    include: Annotated[list[str] | None, typer.Option(metavar="<id>", rich_help_panel=INSTRUCTIONS, show_default=False, help=(
+        "Draw only from these instruction ids (repeat the option or comma-separate); by default from "
+        "IFEval's 25."))] = None,
+    exclude: Annotated[list[str] | None, typer.Option(metavar="<id>", rich_help_panel=INSTRUCTIONS, show_default=False, help=(
+        "Never draw these instruction ids (repeat the option or comma-separate)."))] = None,
+    seed: Annotated[int, typer.Option(rich_help_panel=INSTRUCTIONS, help=(
+        "Random seed; each prompt's draw depends only on the seed and the prompt's key."))] = 0,
+    # Output
+    output: Annotated[Path, typer.Option("--output", "-o", rich_help_panel=OUTPUT, show_default=False, help=(
+        "The benchmark jsonl file to write, in IFEval's format (key, prompt, instruction_id_list, kwargs)."))],
+    force: Annotated[bool, typer.Option("--force", rich_help_panel=OUTPUT, help=(
+        "Replace the --output file if it exists."))] = False,
 ) -> None:
     """Write an IFEval-format multi-instruction benchmark (1 to 6 instructions per prompt by default)."""
     from mapl_cli.benchmark import (

@@ -166,11 +166,12 @@ def _load(ctx: typer.Context, value: str | None) -> str | None:
 
 
 ConfigOpt = Annotated[str | None, typer.Option(
-    "--config", metavar="FILE", is_eager=True, callback=_load, show_default=False,
-    help="A YAML (or JSON) file of options: keys are option names (with - or _), positional arguments by name; "
-         "flags given on the command line override it. See docs/config.md.")]
+    "--config", metavar="<file>", is_eager=True, callback=_load, show_default=False, rich_help_panel="Config file",
+    help="Read options from a YAML (or JSON) file whose keys are option names (with - or _) and argument names. "
+         "Flags given on the command line override it; see docs/config.md.")]
 PrintConfigOpt = Annotated[bool, typer.Option(
-    "--print-config", help="Print the merged options (defaults < --config file < flags) as YAML and exit without running.")]
+    "--print-config", rich_help_panel="Config file",
+    help="Print the merged options (defaults, then the --config file, then flags) as YAML and exit without running.")]
 
 
 def plain(value: Any) -> Any:

@@ -40,6 +40,18 @@ class Preset(str, Enum):
     lm_eval = "lm-eval"
 
 
+# The --help panels, and descriptions `mapl sample` shares.
+INPUTS, MODEL, GENERATION, REWARD_MODEL = "Inputs", "Model", "Generation", "Reward model"
+STATISTICS, OUTPUT = "Statistics", "Output"
+BACKEND_HELP = ("Generation backend: auto, hf or vllm. auto takes vllm when it imports and a GPU is present, "
+                "else hf (transformers).")
+DTYPE_HELP = ("Weights dtype: auto, float32, bfloat16 or float16. auto is bfloat16 on a GPU that supports it, "
+              "else float32.")
+TOP_P_HELP = "Nucleus sampling: sample from the smallest set of tokens whose probability mass reaches top-p."
+TEMPLATE_KWARGS_HELP = "Extra chat-template variables as a JSON object, for example '{\"enable_thinking\": false}'."
+FORCE_RUN_HELP = ("Replace an earlier run in --output; its files are replaced only when the new run has "
+                  "finished, so a failed run loses nothing.")
+
 #: Generation settings of each preset (explicit options override them). lm-eval: lm-evaluation-harness's
 #: IFEval task (greedy, at most 1,280 new tokens).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -79,37 +91,90 @@ def resolve_sampling(preset: Preset, max_new_tokens: int | None, temperature: fl
 
 
 def command(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder for results.parquet, summary.json, report.md and charts.", show_default=False)],
-    benchmark: Annotated[str | None, typer.Option(help="IFEval-format jsonl (key, prompt, instruction_id_list, kwargs), or hf://google/IFEval when the hub is reachable.", show_default=False)] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="A model to generate with: a folder (mapl train-dpo output, HF folder, LoRA adapter), a hub id, smollm2-135m-instruct or tiny-random. Repeat to compare models on the same prompts and settings.", show_default=False)] = None,
-    responses: Annotated[list[str] | None, typer.Option(help="Score responses made elsewhere: jsonl rows with prompt and response (IFEval's response format); no model is loaded. Repeatable.", show_default=False)] = None,
-    reward_model: Annotated[list[str] | None, typer.Option("--reward-model", help="A mapl train-rm output folder to score on --pairs (accuracy and mean margin by kind and condition). Repeatable.", show_default=False)] = None,
-    pairs: Annotated[str | None, typer.Option(help="pairs.parquet (or its folder) for --reward-model.", show_default=False)] = None,
-    backend: Annotated[Backend, typer.Option(help="Generation backend: auto takes vllm when it imports and a GPU is present, else hf (transformers).")] = Backend.auto,
-    preset: Annotated[Preset, typer.Option(help="Generation defaults: mapl (256 new tokens, greedy) or lm-eval (lm-evaluation-harness's IFEval task: 1,280 new tokens, greedy). Explicit --max-new-tokens, --temperature and --top-p override it.")] = Preset.mapl,
-    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Most tokens generated per response [default: 256, or the preset's].", show_default=False)] = None,
-    temperature: Annotated[float | None, typer.Option(callback=at_least_zero, help="Sampling temperature; 0 is greedy decoding [default: 0, or the preset's].", show_default=False)] = None,
-    top_p: Annotated[float | None, typer.Option(callback=probability, help="Nucleus sampling mass, used when temperature > 0 [default: 1, or the preset's].", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed, also the seed of the bootstrap resampling.")] = 0,
-    system_prompt: Annotated[str | None, typer.Option(help="A system message put before every benchmark prompt (default: none, as in IFEval).", show_default=False)] = None,
-    chat_template_kwargs: Annotated[str | None, typer.Option(help='Extra chat-template variables as a JSON object, for example \'{"enable_thinking": false}\'.', show_default=False)] = None,
-    chat_template: Annotated[Path | None, typer.Option(help="A Jinja chat template file used instead of each --model's own to render the prompts (for example the one a model was trained with elsewhere).", show_default=False)] = None,
-    strip_thinking: Annotated[bool, typer.Option("--strip-thinking/--no-strip-thinking", help="Score only the text after a reasoning trace (<think>...</think>); responses without one are unchanged. The trace is kept in results.parquet.")] = True,
-    bootstrap: Annotated[int, typer.Option(min=0, help="Resamples for the paired bootstrap intervals of each model's difference from the first; 0 turns the comparison off.")] = 10_000,
-    train_manifest: Annotated[list[str] | None, typer.Option("--train-manifest", help="manifest.json of the synthesize or training run behind the models: the report splits accuracy into instruction types seen and not seen in training. Repeatable; default: the manifests of --model folders that are mapl training runs.", show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per generate call (hf backend) and pairs per forward pass (reward models).")] = 16,
-    dtype: Annotated[Dtype, typer.Option(help="Weights dtype: auto is bfloat16 on a GPU that supports it, else float32.")] = Dtype.auto,
-    device: Annotated[str | None, typer.Option(help="torch device for the hf backend and reward models (default: cuda when present, else cpu).", show_default=False)] = None,
-    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs per model for the vllm backend.")] = 1,
-    lora_mode: Annotated[LoraMode, typer.Option(help="vllm backend and LoRA adapters: serve through vLLM's LoRA support, or merge into the base weights first.")] = LoraMode.serve,
-    max_length: Annotated[int, typer.Option(min=1, help="Reward models: longest prompt+response in tokens (responses are cut at the end; use the training --max-length).")] = 1024,
-    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N benchmark prompts.", show_default=False)] = None,
-    shard: Annotated[str, typer.Option(help="Evaluate only the I-th of N contiguous slices of the benchmark (after --limit), for Slurm job arrays; combine the shards' output folders with --merge.")] = "0/1",
-    merge: Annotated[list[str] | None, typer.Option(help="Combine the output folders of earlier runs (for example the shards of one evaluation) into one report in OUTPUT; nothing is generated. Repeatable.", show_default=False)] = None,
-    chunk_size: Annotated[int, typer.Option(min=1, help="Prompts generated between writes to results.jsonl (a crash loses at most one chunk).")] = 64,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue a run in OUTPUT: skip (model, prompt) pairs already answered.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Discard earlier results in OUTPUT and start over.")] = False,
-    report_to: Annotated[list[ReportTo] | None, typer.Option("--report-to", help="Also send the summary's metrics and the comparison table to an experiment tracker: tensorboard (event files in OUTPUT/runs/), wandb (offline unless WANDB_MODE or an API key says online), trackio (its local store). Repeatable; each needs its extra, e.g. pip install 'mapl-cli\\[tensorboard]'. \\[default: none]", show_default=False)] = None,
+    *,
+    # Inputs
+    benchmark: Annotated[str | None, typer.Option(metavar="<path>", rich_help_panel=INPUTS, show_default=False, help=(
+        "The benchmark: IFEval-format jsonl (key, prompt, instruction_id_list, kwargs), or hf://google/IFEval "
+        "when the hub is reachable."))] = None,
+    responses: Annotated[list[str] | None, typer.Option(metavar="<path>", rich_help_panel=INPUTS, show_default=False, help=(
+        "Score responses made elsewhere: jsonl rows with prompt and response (IFEval's response format); no "
+        "model is loaded. Repeatable."))] = None,
+    limit: Annotated[int | None, typer.Option(min=1, rich_help_panel=INPUTS, show_default=False, help=(
+        "Evaluate only the first N benchmark prompts (before --shard splits them)."))] = None,
+    shard: Annotated[str, typer.Option(metavar="I/N", rich_help_panel=INPUTS, help=(
+        "Process only the I-th of N contiguous slices of the benchmark (0-based, after --limit), for Slurm "
+        "job arrays; --merge combines the shards' output folders."))] = "0/1",
+    merge: Annotated[list[str] | None, typer.Option(metavar="<path>", rich_help_panel=INPUTS, show_default=False, help=(
+        "Combine the output folders of earlier runs (for example the shards of one evaluation) into one "
+        "report in --output; nothing is generated. Repeatable."))] = None,
+    # Model
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", metavar="<name|path>", rich_help_panel=MODEL, show_default=False, help=(
+        "A model to generate with: a folder (a mapl train-dpo output, an HF folder, a LoRA adapter), a hub "
+        "id, smollm2-135m-instruct or tiny-random. Repeat it to compare models on the same prompts and "
+        "settings."))] = None,
+    backend: Annotated[Backend, typer.Option(rich_help_panel=MODEL, help=BACKEND_HELP)] = Backend.auto,
+    dtype: Annotated[Dtype, typer.Option(rich_help_panel=MODEL, help=DTYPE_HELP)] = Dtype.auto,
+    device: Annotated[str | None, typer.Option(metavar="<device>", rich_help_panel=MODEL, show_default=False, help=(
+        "The torch device for the hf backend and reward models; by default cuda when present, else cpu."))] = None,
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, rich_help_panel=MODEL, help=(
+        "GPUs per model for the vllm backend (tensor parallelism)."))] = 1,
+    lora_mode: Annotated[LoraMode, typer.Option(rich_help_panel=MODEL, help=(
+        "How the vllm backend runs a LoRA adapter: serve (through vLLM's LoRA support) or merge (into the "
+        "base weights first)."))] = LoraMode.serve,
+    batch_size: Annotated[int, typer.Option(min=1, rich_help_panel=MODEL, help=(
+        "Prompts per generate call (hf backend) and pairs per forward pass (reward models)."))] = 16,
+    chat_template: Annotated[Path | None, typer.Option(rich_help_panel=MODEL, show_default=False, help=(
+        "A Jinja chat template file that renders the prompts instead of each --model's own (for example the "
+        "one a model was trained with elsewhere)."))] = None,
+    # Generation
+    preset: Annotated[Preset, typer.Option(rich_help_panel=GENERATION, help=(
+        "Generation defaults: mapl (256 new tokens, greedy) or lm-eval (lm-evaluation-harness's IFEval task: "
+        "1,280 new tokens, greedy). Explicit --max-new-tokens, --temperature and --top-p override it."))] = Preset.mapl,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, rich_help_panel=GENERATION, show_default="256, or the --preset's", help=(
+        "Most tokens generated per response."))] = None,
+    temperature: Annotated[float | None, typer.Option(callback=at_least_zero, rich_help_panel=GENERATION, show_default="0, or the --preset's", help=(
+        "Sampling temperature; 0 is greedy decoding."))] = None,
+    top_p: Annotated[float | None, typer.Option(callback=probability, rich_help_panel=GENERATION, show_default="1, or the --preset's", help=(
+        TOP_P_HELP))] = None,
+    seed: Annotated[int, typer.Option(rich_help_panel=GENERATION, help=(
+        "Random seed of the sampling and of the bootstrap resampling."))] = 0,
+    system_prompt: Annotated[str | None, typer.Option(metavar="<text>", rich_help_panel=GENERATION, show_default=False, help=(
+        "A system message put before every benchmark prompt; none by default, as in IFEval."))] = None,
+    chat_template_kwargs: Annotated[str | None, typer.Option(
+        metavar="<json>", rich_help_panel=GENERATION, show_default=False, help=TEMPLATE_KWARGS_HELP)] = None,
+    strip_thinking: Annotated[bool, typer.Option("--strip-thinking/--no-strip-thinking", rich_help_panel=GENERATION, help=(
+        "Score only the text after a reasoning trace (<think>...</think>); responses without one are "
+        "unchanged, and the trace is kept in results.parquet."))] = True,
+    # Reward model
+    reward_model: Annotated[list[str] | None, typer.Option("--reward-model", metavar="<path>", rich_help_panel=REWARD_MODEL, show_default=False, help=(
+        "A mapl train-rm output folder to score on --pairs: accuracy and mean margin by kind and condition. "
+        "Repeatable."))] = None,
+    pairs: Annotated[str | None, typer.Option(metavar="<path>", rich_help_panel=REWARD_MODEL, show_default=False, help=(
+        "The pairs table for --reward-model: a pairs.parquet file, or the folder holding one."))] = None,
+    max_length: Annotated[int, typer.Option(min=1, rich_help_panel=REWARD_MODEL, help=(
+        "Longest prompt plus response in tokens for reward models; responses are cut at the end (use the "
+        "training --max-length)."))] = 1024,
+    # Statistics
+    bootstrap: Annotated[int, typer.Option(min=0, rich_help_panel=STATISTICS, help=(
+        "Resamples for the paired bootstrap intervals of each model's difference from the first; 0 turns the "
+        "comparison off."))] = 10_000,
+    train_manifest: Annotated[list[str] | None, typer.Option("--train-manifest", metavar="<path>", rich_help_panel=STATISTICS, show_default=False, help=(
+        "The manifest.json of the synthesize or training run behind the models; the report splits accuracy "
+        "into instruction types seen and not seen in training. Repeatable; by default the manifests of "
+        "--model folders that are mapl training runs."))] = None,
+    # Output
+    output: Annotated[Path, typer.Option("--output", "-o", rich_help_panel=OUTPUT, show_default=False, help=(
+        "Output folder for results.parquet, summary.json, report.md, the charts and manifest.json."))],
+    chunk_size: Annotated[int, typer.Option(min=1, rich_help_panel=OUTPUT, help=(
+        "Prompts generated between writes to results.jsonl; a crash loses at most one chunk."))] = 64,
+    resume: Annotated[bool, typer.Option("--resume", rich_help_panel=OUTPUT, help=(
+        "Continue an earlier run in --output: skip the (model, prompt) pairs already answered."))] = False,
+    force: Annotated[bool, typer.Option("--force", rich_help_panel=OUTPUT, help=FORCE_RUN_HELP)] = False,
+    report_to: Annotated[list[ReportTo] | None, typer.Option("--report-to", metavar="<tracker>", rich_help_panel=OUTPUT, show_default=False, help=(
+        "Also send the summary's metrics and the comparison table to an experiment tracker: tensorboard "
+        "(event files in OUTPUT/runs/), wandb (offline unless WANDB_MODE or an API key says online) or "
+        "trackio (its local store). Repeatable; none sends nothing. Each tracker needs its extra, for example pip install "
+        "'mapl-cli[tensorboard]'."))] = None,
 ) -> None:
     """Score instruction following (IFEval metrics, strict and loose, by number of instructions) of models or responses, or the pairwise accuracy of reward models."""
     from mapl_cli.evaluation.evaluate import EvaluateConfig, run

@@ -21,10 +21,17 @@ class Format(str, Enum):
 
 
 def command(
-    pairs: Annotated[Path, typer.Argument(help="pairs.parquet written by `mapl synthesize` (or a folder holding one).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write: .jsonl or .parquet (the suffix chooses); FILE.manifest.json is written beside it.", show_default=False)],
-    format: Annotated[Format, typer.Option("--format", help="trl: TRL's conversational preference format with explicit prompts ({prompt, chosen, rejected} as message lists), for DPOTrainer and RewardTrainer; standard and inter rows only.")] = Format.trl,
-    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+    pairs: Annotated[Path, typer.Argument(rich_help_panel="Input", show_default=False, help=(
+        "The pairs table written by `mapl synthesize`: a pairs.parquet file, or the folder holding one."))],
+    *,
+    output: Annotated[Path, typer.Option("--output", "-o", rich_help_panel="Output", show_default=False, help=(
+        "The file to write, .jsonl or .parquet (the suffix chooses); FILE.manifest.json is written beside it."))],
+    format: Annotated[Format, typer.Option("--format", rich_help_panel="Output", help=(
+        "The format to write. trl: TRL's conversational preference format with explicit prompts ({prompt, "
+        "chosen, rejected} as message lists), for DPOTrainer and RewardTrainer; standard and inter rows "
+        "only."))] = Format.trl,
+    force: Annotated[bool, typer.Option("--force", rich_help_panel="Output", help=(
+        "Replace the --output file if it exists."))] = False,
 ) -> None:
     """Write the rows of a pairs table that share one prompt on both sides as a TRL preference dataset."""
     from mapl_cli.export import export

@@ -17,16 +17,36 @@ from mapl_cli.train.config import TrainConfig
 
 def command(
     pairs: o.Pairs,
-    output: o.Output,
+    *,
+    # Data
+    eval_pairs: o.EvalPairs = None,
+    eval_every: o.EvalEvery = 0,
+    max_length: o.MaxLength = 1024,
+    max_prompt_length: o.MaxPromptLength = 512,
+    shuffle: o.Shuffle = True,
+    packing: o.Packing = True,
+    chat_template: o.ChatTemplate = None,
+    # Model
     model: o.Model = "smollm2-135m-instruct",
-    ref_model: Annotated[str | None, typer.Option(help="Reference model [default: a frozen copy of the starting model; with LoRA, the base with adapters disabled].")] = None,
-    precompute_ref: Annotated[bool, typer.Option("--precompute-ref/--no-precompute-ref", help="Compute reference log-probs once before training (cached in $MAPL_CACHE/ref-logps, keyed by pair tokens and model fingerprint) so no reference model is kept in memory.")] = True,
-    beta: Annotated[float, typer.Option(help="DPO temperature: s = beta * (log pi(y|x) - log pi_ref(y|x)).")] = 0.1,
+    ref_model: Annotated[str | None, typer.Option(
+        metavar="<name|path>", rich_help_panel=o.MODEL,
+        show_default="a frozen copy of --model; with LoRA, --model with its adapters disabled",
+        help="The reference model of the DPO loss, named as --model is.")] = None,
+    precompute_ref: Annotated[bool, typer.Option("--precompute-ref/--no-precompute-ref", rich_help_panel=o.MODEL, help=(
+        "Compute the reference log-probs once before training and cache them in $MAPL_CACHE/ref-logps (keyed "
+        "by the pair tokens and the model's fingerprint), so no reference model stays in memory."))] = True,
+    dtype: o.DtypeOpt = o.TrainDtype.auto,
+    gradient_checkpointing: o.GradCkpt = False,
+    # Objective
+    beta: Annotated[float, typer.Option(rich_help_panel=o.OBJECTIVE, help=(
+        "DPO temperature beta in the score s = beta * (log pi(y|x) - log pi_ref(y|x))."))] = 0.1,
     lambda_intra: o.LambdaIntra = 1.0,
     lambda_inter: o.LambdaInter = 1.0,
     inter_loss: o.InterLossOpt = o.InterLoss.pair,
-    sft_coef: Annotated[float, typer.Option(help="Weight of an extra NLL term on chosen responses (per-token mean), 0 to disable.")] = 0.0,
-    eval_pairs: o.EvalPairs = None,
+    sft_coef: Annotated[float, typer.Option(rich_help_panel=o.OBJECTIVE, help=(
+        "Weight of an extra negative log-likelihood term on the chosen responses (mean per token); 0 turns "
+        "it off."))] = 0.0,
+    # Optimisation
     epochs: o.Epochs = 1,
     max_steps: o.MaxSteps = None,
     batch_size: o.BatchSize = 4,
@@ -36,22 +56,19 @@ def command(
     scheduler: o.SchedulerOpt = o.Scheduler.cosine,
     weight_decay: o.WeightDecay = 0.0,
     max_grad_norm: o.MaxGradNorm = 1.0,
-    max_length: o.MaxLength = 1024,
-    max_prompt_length: o.MaxPromptLength = 512,
-    shuffle: o.Shuffle = True,
-    packing: o.Packing = True,
-    chat_template: o.ChatTemplate = None,
-    gradient_checkpointing: o.GradCkpt = False,
-    dtype: o.DtypeOpt = o.TrainDtype.auto,
+    seed: o.Seed = 0,
+    # LoRA
     lora_r: o.LoraR = 0,
     lora_alpha: o.LoraAlpha = None,
     lora_targets: o.LoraTargets = "all-linear",
     merge_lora: o.MergeLora = False,
-    fsdp: o.Fsdp = False,
-    seed: o.Seed = 0,
-    eval_every: o.EvalEvery = 0,
+    # Checkpoints
     save_every: o.SaveEvery = 100,
     resume: o.Resume = False,
+    # Distributed
+    fsdp: o.Fsdp = False,
+    # Output
+    output: o.Output,
     force: o.Force = False,
     progress: o.Progress = True,
     report_to: o.ReportToOpt = None,

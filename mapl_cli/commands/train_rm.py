@@ -17,14 +17,30 @@ from mapl_cli.train.config import TrainConfig
 
 def command(
     pairs: o.Pairs,
-    output: o.Output,
+    *,
+    # Data
+    eval_pairs: o.EvalPairs = None,
+    eval_every: o.EvalEvery = 0,
+    max_length: o.MaxLength = 1024,
+    max_prompt_length: o.MaxPromptLength = 512,
+    shuffle: o.Shuffle = True,
+    packing: o.Packing = True,
+    chat_template: o.ChatTemplate = None,
+    # Model
     model: o.Model = "smollm2-135m-instruct",
+    dtype: o.DtypeOpt = o.TrainDtype.auto,
+    gradient_checkpointing: o.GradCkpt = False,
+    # Objective
     lambda_intra: o.LambdaIntra = 1.0,
     lambda_inter: o.LambdaInter = 1.0,
     inter_loss: o.InterLossOpt = o.InterLoss.pair,
-    margin_column: Annotated[str | None, typer.Option(help="A numeric column of the pairs file used as a per-row margin: -log sigmoid(r_chosen - r_rejected - margin).")] = None,
-    center_rewards: Annotated[float, typer.Option(help="Coefficient of (r_chosen + r_rejected)^2, which keeps rewards centred at 0 (0 to disable).")] = 0.0,
-    eval_pairs: o.EvalPairs = None,
+    margin_column: Annotated[str | None, typer.Option(metavar="<column>", rich_help_panel=o.OBJECTIVE, show_default=False, help=(
+        "A numeric column of the pairs table used as a per-row margin: -log sigmoid(r_chosen - r_rejected - "
+        "margin)."))] = None,
+    center_rewards: Annotated[float, typer.Option(rich_help_panel=o.OBJECTIVE, help=(
+        "Coefficient of (r_chosen + r_rejected)^2, a penalty that keeps the rewards centred at 0; 0 turns it "
+        "off."))] = 0.0,
+    # Optimisation
     epochs: o.Epochs = 1,
     max_steps: o.MaxSteps = None,
     batch_size: o.BatchSize = 4,
@@ -34,22 +50,19 @@ def command(
     scheduler: o.SchedulerOpt = o.Scheduler.cosine,
     weight_decay: o.WeightDecay = 0.0,
     max_grad_norm: o.MaxGradNorm = 1.0,
-    max_length: o.MaxLength = 1024,
-    max_prompt_length: o.MaxPromptLength = 512,
-    shuffle: o.Shuffle = True,
-    packing: o.Packing = True,
-    chat_template: o.ChatTemplate = None,
-    gradient_checkpointing: o.GradCkpt = False,
-    dtype: o.DtypeOpt = o.TrainDtype.auto,
+    seed: o.Seed = 0,
+    # LoRA
     lora_r: o.LoraR = 0,
     lora_alpha: o.LoraAlpha = None,
     lora_targets: o.LoraTargets = "all-linear",
     merge_lora: o.MergeLora = False,
-    fsdp: o.Fsdp = False,
-    seed: o.Seed = 0,
-    eval_every: o.EvalEvery = 0,
+    # Checkpoints
     save_every: o.SaveEvery = 100,
     resume: o.Resume = False,
+    # Distributed
+    fsdp: o.Fsdp = False,
+    # Output
+    output: o.Output,
     force: o.Force = False,
     progress: o.Progress = True,
     report_to: o.ReportToOpt = None,
