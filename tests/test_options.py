@@ -144,6 +144,7 @@ EVALUATE_OPTIONS = {
     "chunk_size": (["--chunk-size", "8"], {"chunk_size": 8}),
     "resume": (["--resume"], {"resume": True}),
     "report_to": (["--report-to", "trackio", "--report-to", "trackio"], {"report_to": ("trackio",)}),
+    "progress": (["--no-progress"], {"progress": False}),
 }
 EVALUATE_ALONE = {
     "force": (["--force"], {"force": True}),

@@ -175,6 +175,8 @@ def command(
         "(event files in OUTPUT/runs/), wandb (offline unless WANDB_MODE or an API key says online) or "
         "trackio (its local store). Repeatable; none sends nothing. Each tracker needs its extra, for example pip install "
         "'mapl-cli[tensorboard]'."))] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", rich_help_panel=OUTPUT, help=(
+        "Show a progress bar on stderr while responses are generated."))] = True,
 ) -> None:
     """Score instruction following (IFEval metrics, strict and loose, by number of instructions) of models or responses, or the pairwise accuracy of reward models."""
     from mapl_cli.evaluation.evaluate import EvaluateConfig, run
@@ -198,6 +200,6 @@ def command(
         lora_mode=lora_mode.value, max_length=max_length,
         # which prompts, and the output folder
         limit=limit, shard=parse_shard(shard), merge=list(merge or []), chunk_size=chunk_size,
-        resume=resume, force=force, report_to=chosen(report_to),
+        resume=resume, force=force, report_to=chosen(report_to), progress=progress,
     )
     run(config)

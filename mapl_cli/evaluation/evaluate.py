@@ -82,6 +82,8 @@ class EvaluateConfig:
     force: bool = False
     #: Experiment trackers (`--report-to`, mapl_cli/tracking.py) that get the summary's metrics and tables.
     report_to: tuple[str, ...] = ()
+    #: A progress bar on stderr while responses are generated.
+    progress: bool = True
     #: Tests inject a factory (model name -> backend); None builds the backend named by `backend`.
     backend_factory: BackendFactory | None = None
 
@@ -228,7 +230,8 @@ def _generate_model(config, label, model, rows, done, writer, console) -> None:
     backend = _make_backend(config, model)
     console.print(f"{label}: loaded on {backend.name} in {time.time() - started:.1f} s")
     try:
-        with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, disable=not config.progress) as bar:
             task = bar.add_task("generate", total=len(todo))
             for chunk in _chunks(todo, config.chunk_size):
                 system = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []

@@ -53,7 +53,7 @@ BATCH_ROWS = 256  # source rows per unit of work sent to a worker
 @dataclass
 class SynthConfig:
     """Everything `mapl synthesize` is asked to do, with each option's default written here only: every flag
-    of the command sets the field of the same name (--no-standard sets `standard`, --quiet `progress`, the
+    of the command sets the field of the same name (--no-standard sets `standard`, --no-progress `progress`, the
     --*-column flags `columns`), and the flags' defaults are these. Worker processes get this object as it
     is; manifest.json records it under `options`, less `progress` and `batch_rows`, plus the instruction ids
     that --include/--exclude leave."""
