@@ -60,6 +60,9 @@ def stub_spacy() -> None:
     cli = types.ModuleType("spacy.cli")
     cli.download = lambda *args, **kwargs: None
     spacy.cli = cli
+    # datasets' fingerprinting asks `issubclass(type(x), spacy.Language)` whenever "spacy" is imported, so
+    # the stand-in needs the class too, or every later load_dataset in this process fails
+    spacy.Language = type("Language", (), {})
     sys.modules["spacy"] = spacy
     sys.modules["spacy.cli"] = cli
 
