@@ -23,8 +23,13 @@ from mapl_cli.train.checkpoint import WriteError
 
 
 def cache_path(fingerprint: str, dtype: torch.dtype) -> Path:
+    """The cache file of a reference model in `dtype`; called where the log-probs will be computed, so
+    values computed under CUDA autocast (the trainer's mixed precision) get a file of their own."""
     safe = fingerprint.replace("/", "--")
-    return cache_dir() / "ref-logps" / f"{safe}-{str(dtype).replace('torch.', '')}.parquet"
+    name = str(dtype).replace("torch.", "")
+    if torch.is_autocast_enabled("cuda"):
+        name += "-autocast-" + str(torch.get_autocast_dtype("cuda")).replace("torch.", "")
+    return cache_dir() / "ref-logps" / f"{safe}-{name}.parquet"
 
 
 def read_cache(path: Path) -> dict[str, float]:

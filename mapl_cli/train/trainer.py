@@ -21,6 +21,7 @@ import shutil
 import signal
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -79,24 +80,26 @@ def _optimizer(model, config: TrainConfig, total_steps: int):
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
+    # On a GPU one fused kernel updates every parameter (no per-tensor launches); CPU runs keep the default.
+    fused = {"fused": True} if params and all(p.device.type == "cuda" for p in params) else {}
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.resolved_lr(),
+        lr=config.resolved_lr(), **fused,
     )
     name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[config.scheduler]
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=total_steps)
     return params, optimizer, scheduler
 
 
-def _evaluate(objective, model, rows, config, par: Parallel) -> dict:
-    """Metrics over all eval rows (no grad), sharded over processes."""
+def _evaluate(objective, model, rows, config, par: Parallel, compute=nullcontext) -> dict:
+    """Metrics over all eval rows (no grad, forwards under `compute()`), sharded over processes."""
     kinds = torch.tensor([r.kind for r in rows])
     total_weight = float(row_weights(kinds, config.lambda_intra, config.lambda_inter).sum())
     by_length = sorted(range(len(rows)), key=lambda i: rows[i].length)
     order = by_length[par.rank :: par.world]
     batches = [order[s : s + config.batch_size] for s in range(0, len(order), config.batch_size)]
     sums = report.new_sums()
-    with torch.no_grad():
+    with torch.no_grad(), compute():
         for micro in batches:
             out = objective.forward(model, [rows[i] for i in micro])
             part, _ = combine(out.loss, out.kinds, config.lambda_intra, config.lambda_inter, denominator=total_weight)
@@ -163,13 +166,13 @@ def run(config: TrainConfig, on_step=None) -> dict:
         check_model(config.ref_model, "--ref-model")
     ws = workspace.plan(config)
     par = Parallel.from_env(config.fsdp)
-    dtype = resolve_dtype(config.dtype, par.device)
+    dtype, autocast = precision(config, par.device)
     saved = None
     if ws.resume_from is not None:
         global_batch = config.batch_size * config.grad_accum * par.world
-        workspace.check_same_run(ws, config, inputs.data, str(dtype), global_batch)
+        workspace.check_same_run(ws, config, inputs.data, precision_label(dtype, autocast), global_batch)
         saved = checkpoint.read(ws.resume_from)  # files only, checked before the tokenizer and model load
-    recipe = Recipe(config, ws, par, inputs, dtype, console, started)
+    recipe = Recipe(config, ws, par, inputs, dtype, console, started, autocast)
     try:
         done = recipe.setup(saved)
         saved = None  # its tensors are in the model and optimizer now
@@ -198,9 +201,11 @@ class Recipe:
     model, curves and manifest). What differs between a reward model and a DPO policy lives in the
     objective (`objectives.py`); nothing here branches on the stage."""
 
-    def __init__(self, config: TrainConfig, ws: workspace.Workspace, par: Parallel, inputs, dtype, console, started):
+    def __init__(self, config: TrainConfig, ws: workspace.Workspace, par: Parallel, inputs, dtype, console, started,
+                 autocast=None):
         self.config, self.ws, self.par, self.inputs = config, ws, par, inputs
         self.dtype, self.console, self.started = dtype, console, started
+        self.autocast, self.precision = autocast, precision_label(dtype, autocast)  # see `precision`
         self.metrics_path, self.eval_path = ws.work / "metrics.jsonl", ws.work / "eval_metrics.jsonl"
         self.memory: dict = {}
         self.step_time_total, self.steps_done = 0.0, 0
@@ -229,7 +234,8 @@ class Recipe:
         model.train()
         par.broadcast_parameters(model)  # identical start on every process
         # Before sharding: the reference precompute splits rows across processes, not weights.
-        self.ref_info = self.objective.prepare_reference(model, self.rows + self.eval_rows, par, self.console)
+        with self._compute():
+            self.ref_info = self.objective.prepare_reference(model, self.rows + self.eval_rows, par, self.console)
         self.model = par.wrap(model)
         self.params, self.optimizer, self.scheduler = _optimizer(self.model, config, self.total_steps)
         self.start_step = 0
@@ -241,12 +247,16 @@ class Recipe:
             workspace.prepare(ws)
             for path in (self.metrics_path, self.eval_path):
                 report.truncate_jsonl(path, self.start_step) if self.start_step else path.unlink(missing_ok=True)
-        options = resolved_options(config, self.dtype, par.device)  # --report-to: rank 0 logs; all fail together
+        options = resolved_options(config, self.precision, par.device)  # --report-to: rank 0 logs; all fail together
         self.trackers = _shared(par, lambda: open_trackers(config.report_to, ws.out, options) if par.rank == 0 else Trackers())
         self.meta = {"config": asdict(config), "world_size": par.world, "strategy": par.strategy,
-                     "total_steps": self.total_steps, "data": self.inputs.data, "dtype_resolved": str(self.dtype),
+                     "total_steps": self.total_steps, "data": self.inputs.data, "dtype_resolved": self.precision,
                      "mapl_version": __version__}
         return None
+
+    def _compute(self):
+        """The context every forward runs in: bfloat16 autocast under mixed precision (`precision`), else none."""
+        return torch.autocast(self.par.device.type, dtype=self.autocast) if self.autocast else nullcontext()
 
     def _encode(self, tokenizer) -> None:
         config, inputs = self.config, self.inputs
@@ -285,7 +295,7 @@ class Recipe:
                     self.trackers.log(record, step + 1)
                 bar.update(task, advance=1, info=f"loss {_fmt(record['loss'])} acc {_fmt(record['rewards/accuracies'])}")
                 if self.eval_rows and config.eval_every and (step + 1) % config.eval_every == 0:
-                    evaluation = _evaluate(self.objective, self.model, self.eval_rows, config, par)
+                    evaluation = _evaluate(self.objective, self.model, self.eval_rows, config, par, self._compute)
                     if par.rank == 0:
                         report.append_jsonl(self.eval_path, {"step": step + 1, **evaluation})
                         self.trackers.log(evaluation, step + 1, prefix="eval/")
@@ -319,7 +329,8 @@ class Recipe:
         mine = micro_batches[par.rank * config.grad_accum : (par.rank + 1) * config.grad_accum]
         for n, micro in enumerate(mine):
             par.micro_batch(self.model, last=n == len(mine) - 1)
-            out = self.objective.forward(self.model, [rows[i] for i in micro])
+            with self._compute():  # the forward only: backward runs each op in its forward's dtype
+                out = self.objective.forward(self.model, [rows[i] for i in micro])
             part, _ = combine(out.loss, out.kinds, config.lambda_intra, config.lambda_inter, denominator=weight)
             part.backward()
             report.accumulate(sums, out, float(part.detach()))
@@ -369,7 +380,7 @@ class Recipe:
             self._save_checkpoint(total)
         final_eval = None
         if self.eval_rows:
-            final_eval = _evaluate(self.objective, self.model, self.eval_rows, config, par)
+            final_eval = _evaluate(self.objective, self.model, self.eval_rows, config, par, self._compute)
             if par.rank == 0 and not (config.eval_every and total % config.eval_every == 0):
                 report.append_jsonl(self.eval_path, {"step": total, **final_eval})
                 self.trackers.log(final_eval, total, prefix="eval/")
@@ -391,7 +402,7 @@ class Recipe:
         extra = {"final_eval": final_eval, "memory_rank0": self.memory, **self.ref_info,
                  "mean_seconds_per_step": round(self.step_time_total / self.steps_done, 4) if self.steps_done else None}
         with _StopFlag():  # the last writes and the swap into place are not cut short by Ctrl-C
-            summary = _shared(par, lambda: _finish(self.ws, self.objective, final, config, counts, extra, self.dtype,
+            summary = _shared(par, lambda: _finish(self.ws, self.objective, final, config, counts, extra, self.precision,
                                                    par.device, self.started, self.inputs.data) if par.rank == 0 else {})
         self.trackers.close()
         par.barrier()
@@ -402,6 +413,22 @@ def _by_kind(kinds) -> dict[str, int]:
     """Rows per kind, in KINDS order (manifest counts, the model card's data table)."""
     found = Counter(kinds)
     return {kind: found[kind] for kind in KINDS}
+
+
+def precision(config: TrainConfig, device) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weights dtype, autocast dtype or None). --dtype auto on a CUDA GPU with bfloat16, full fine-tune: mixed
+    precision, float32 master weights and AdamW state with every forward under bfloat16 autocast (the matrix
+    multiplies run in bfloat16, the updates add up in float32). With LoRA the frozen weights stay bfloat16 (peft
+    keeps its adapters in float32). Any other --dtype, and every CPU run: that dtype, no autocast."""
+    dtype = resolve_dtype(config.dtype, device)
+    if config.dtype == "auto" and dtype == torch.bfloat16 and not config.lora:
+        return torch.float32, torch.bfloat16
+    return dtype, None
+
+
+def precision_label(dtype, autocast) -> str:
+    """The precision as the manifest (dtype_resolved), the model card and --resume's check show it."""
+    return str(dtype) if autocast is None else f"{dtype} ({str(autocast).removeprefix('torch.')} autocast)"
 
 
 def resolved_options(config: TrainConfig, dtype, device) -> dict:
