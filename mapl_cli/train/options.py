@@ -68,8 +68,9 @@ Model = Annotated[str, typer.Option("--model", "-m", metavar="<name|path>", rich
     "The starting model: smollm2-135m-instruct (built in), tiny-random (built in, for tests), a local "
     "folder, or a hub id (only when the hub is reachable)."))]
 DtypeOpt = Annotated[TrainDtype, typer.Option(rich_help_panel=MODEL, help=(
-    "Weights dtype: auto, float32 or bfloat16. auto is bfloat16 on a GPU that supports it, else float32 "
-    "(bfloat16 is very slow on CPUs without native support)."))]
+    "Weights dtype: auto, float32 or bfloat16. On a GPU with bfloat16, auto trains a full model in mixed "
+    "precision (float32 weights and optimizer state, bfloat16 autocast) and LoRA with bfloat16 frozen "
+    "weights; elsewhere auto is float32 (bfloat16 is very slow on CPUs without native support)."))]
 GradCkpt = Annotated[bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", rich_help_panel=MODEL, help=(
     "Recompute activations in the backward pass: less memory for a little more compute."))]
 
