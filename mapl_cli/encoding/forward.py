@@ -3,9 +3,12 @@
 Both run the transformer body once over all sequences of a batch (chosen, rejected and, for the inter
 margin loss, the base-prompt ones). For log-probs the hidden states are sliced to response positions before
 the lm_head, so the vocabulary projection and its softmax are never computed for prompt or padding tokens.
+With shared prompts (`batch.shared_batch`, on where `can_share_prompts(model)`) a standard or inter row's
+prompt goes through the body once for both responses.
 
-    logps, n_tokens = response_logps(model, input_ids, attention_mask, starts, lengths)
-    rewards = last_token_rewards(rm_model, input_ids, attention_mask)
+    batch = make_batch(sequences, pad_id, share_prompts=can_share_prompts(model)).to(device)
+    logps, n_tokens = response_logps(model, batch)
+    rewards = last_token_rewards(rm_model, batch)
 """
 
 from __future__ import annotations
@@ -35,15 +38,27 @@ def body(model):
     return getattr(inner, inner.base_model_prefix)
 
 
-def response_index(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, column) of the hidden state that predicts each response token: for a sequence whose response
-    occupies columns [o + start, o + start + length) of its row, the predicting columns are one to the left."""
+def can_share_prompts(model) -> bool:
+    """Whether batches for `model` may use the shared-prompt layout: on by default (`share_prompts_default`),
+    for attention implementations that take a custom 4D mask (sdpa, eager; not flash-attention)."""
+    from mapl_cli.encoding.batch import share_prompts_default
+
+    config = getattr(unwrap(model), "config", None)
+    return share_prompts_default() and getattr(config, "_attn_implementation", None) in ("sdpa", "eager")
+
+
+def response_index(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, predicting column, target column) of every response token. A response of length R whose tokens
+    occupy columns [a, a + R) is predicted by columns a - 1 .. a + R - 2, except its first token: that one is
+    predicted by the prompt's last column (offset + start - 1), which is column a - 1 when the response follows
+    its prompt directly, and not when it follows another response after a shared prompt."""
     lengths = batch.lengths
     rows = torch.repeat_interleave(batch.row, lengths)
     first = torch.cumsum(lengths, 0) - lengths
-    offsets = torch.arange(int(lengths.sum())) - torch.repeat_interleave(first, lengths)
-    cols = torch.repeat_interleave(batch.offset + batch.starts - 1, lengths) + offsets
-    return rows, cols
+    within = torch.arange(int(lengths.sum())) - torch.repeat_interleave(first, lengths)
+    targets = torch.repeat_interleave(batch.response_columns, lengths) + within
+    prompt_last = torch.repeat_interleave(batch.offset + batch.starts - 1, lengths)
+    return rows, torch.where(within == 0, prompt_last, targets - 1), targets
 
 
 def token_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -52,9 +67,20 @@ def token_logps(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
+def attention_mask_for(model, batch):
+    """The batch's attention mask as `model` takes it: a shared-prompt 4D boolean mask passes through
+    transformers as is, which SDPA reads as "may attend"; eager attention adds the mask to the scores, so it
+    gets 0 / the dtype's minimum instead."""
+    mask = batch.attention_mask
+    if not batch.shared or getattr(unwrap(model).config, "_attn_implementation", None) != "eager":
+        return mask
+    dtype = unwrap(model).dtype
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
 def hidden_states(model, batch) -> torch.Tensor:
     return body(model)(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+        input_ids=batch.input_ids, attention_mask=attention_mask_for(model, batch), position_ids=batch.position_ids,
         use_cache=False,
     ).last_hidden_state
 
@@ -68,11 +94,10 @@ def response_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
 def _response_logps(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     hidden = hidden_states(model, batch)
     device = hidden.device
-    rows, cols = response_index(batch)
-    rows, cols = rows.to(device), cols.to(device)
+    rows, cols, targets = (t.to(device) for t in response_index(batch))
     selected = hidden[rows, cols]  # (M, H): response positions only
     logits = unwrap(model).get_output_embeddings()(selected)  # (M, V)
-    per_token = token_logps(logits, batch.input_ids[rows, cols + 1])
+    per_token = token_logps(logits, batch.input_ids[rows, targets])
     seq = torch.repeat_interleave(torch.arange(len(batch.lengths)), batch.lengths).to(device)
     sums = torch.zeros(len(batch.lengths), dtype=per_token.dtype, device=device).index_add(0, seq, per_token)
     return sums, batch.lengths.to(device)
@@ -86,6 +111,6 @@ def last_token_rewards(model, batch) -> torch.Tensor:
 
 def _last_token_rewards(model, batch) -> torch.Tensor:
     hidden = hidden_states(model, batch)
-    last = (batch.offset + batch.starts + batch.lengths - 1).to(hidden.device)
+    last = (batch.response_columns + batch.lengths - 1).to(hidden.device)
     pooled = hidden[batch.row.to(hidden.device), last]
     return unwrap(model).score(pooled).squeeze(-1).float()

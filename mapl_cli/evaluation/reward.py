@@ -116,16 +116,17 @@ def pair_margins(model: Any, tokenizer: Any, table: Any, device: Any, batch_size
     import torch
 
     from mapl_cli.encoding.batch import make_batch
-    from mapl_cli.encoding.forward import last_token_rewards
+    from mapl_cli.encoding.forward import can_share_prompts, last_token_rewards
     from mapl_cli.encoding.tokens import encode_pairs
 
     rows, _dropped = encode_pairs(table, tokenizer, max_length=max_length, max_prompt_length=None)
     margins: dict[str, float] = {}
     rows = sorted(rows, key=lambda r: r.length)  # similar lengths per batch: less padding
+    share = can_share_prompts(model)  # a standard or inter row's prompt scored once for both responses
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         sequences = [s for r in batch for s in r.sequences[:2]]
-        batch_tokens = make_batch(sequences, tokenizer.pad_token_id, packing=False).to(device)
+        batch_tokens = make_batch(sequences, tokenizer.pad_token_id, packing=False, share_prompts=share).to(device)
         with torch.inference_mode():
             rewards = last_token_rewards(model, batch_tokens).tolist()
         for n, row in enumerate(batch):

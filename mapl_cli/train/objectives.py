@@ -23,7 +23,7 @@ from typing import Protocol
 import torch
 
 from mapl_cli.encoding.batch import attention_ratio_of, make_batch
-from mapl_cli.encoding.forward import last_token_rewards, response_logps
+from mapl_cli.encoding.forward import can_share_prompts, last_token_rewards, response_logps
 from mapl_cli.encoding.tokens import EncodedRow
 from mapl_cli.errors import MaplError
 from mapl_cli.train import losses
@@ -121,6 +121,12 @@ def _ratio(model) -> float | None:
     return getattr(model, "mapl_attention_ratio", None) or attention_ratio_of(getattr(model, "config", None))
 
 
+def _batch(model, sequences, config: TrainConfig, pad_id: int, device):
+    """The micro-batch's token layout for `model`: packed or padded, and a standard or inter row's two
+    sequences sharing their prompt where the model takes the 4D mask that needs (`can_share_prompts`)."""
+    return make_batch(sequences, pad_id, config.packing, _ratio(model), can_share_prompts(model)).to(device)
+
+
 class DPOObjective:
     """s = beta * (log pi(y|x) - log pi_ref(y|x)), log-probs summed over response tokens."""
 
@@ -197,7 +203,7 @@ class DPOObjective:
         cfg = self.config
         with_base = cfg.inter_loss == "margin"
         sequences, (ic, ir, ibc, ibr) = _layout(rows, with_base)
-        batch = make_batch(sequences, self.tokenizer.pad_token_id, cfg.packing, _ratio(model)).to(self.device)
+        batch = _batch(model, sequences, cfg, self.tokenizer.pad_token_id, self.device)
         logps, n_tokens = response_logps(model, batch)
         ref = self._reference_logps(model, sequences, batch).to(logps)
         scores = losses.dpo_scores(logps, ref, cfg.beta)
@@ -218,6 +224,8 @@ class DPOObjective:
 
             return lookup(self.ref_cache, sequences)
         ref = self.ref_model if self.ref_model is not None else model
+        if batch.shared and not can_share_prompts(ref):  # a --ref-model whose attention takes no 4D mask
+            batch = _batch(ref, sequences, self.config, self.tokenizer.pad_token_id, self.device)
         with torch.no_grad(), self.reference_context(ref):
             return response_logps(ref, batch)[0]
 
@@ -268,7 +276,7 @@ class RMObjective:
         cfg = self.config
         with_base = cfg.inter_loss == "margin"
         sequences, (ic, ir, ibc, ibr) = _layout(rows, with_base)
-        batch = make_batch(sequences, self.tokenizer.pad_token_id, cfg.packing, _ratio(model)).to(self.device)
+        batch = _batch(model, sequences, cfg, self.tokenizer.pad_token_id, self.device)
         rewards = last_token_rewards(model, batch)
         kinds = torch.tensor([r.kind for r in rows], device=rewards.device)
         ic, ir, ibc, ibr = (t.to(rewards.device) for t in (ic, ir, ibc, ibr))

@@ -2,7 +2,10 @@
 
 The cache is a Parquet file per (reference model fingerprint, dtype) under `$MAPL_CACHE/ref-logps/`,
 keyed by a hash of each sequence's prompt and response tokens, so later runs on the same pairs, `--resume`
-and evaluation passes reuse it; the reference model is freed before training starts.
+and evaluation passes reuse it; the reference model is freed before training starts. Sequences that share a
+prompt (a standard or inter row's chosen and rejected) are computed side by side with the prompt once
+(`batch.shared_batch`); the values are those of separate sequences to float32 rounding, so one cache serves
+both layouts.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from mapl_cli.encoding.batch import attention_ratio_of, make_batch
-from mapl_cli.encoding.forward import response_logps
+from mapl_cli.encoding.batch import attention_ratio_of, group_by_prompt, make_batch, unit_size
+from mapl_cli.encoding.forward import can_share_prompts, response_logps
 from mapl_cli.encoding.tokens import EncodedRow, Sequence, sequence_key
 from mapl_cli.models import _file_lock, cache_dir
 from mapl_cli.train.checkpoint import WriteError
@@ -65,19 +68,34 @@ def write_cache(path: Path, new: dict[str, float]) -> None:
 def compute_logps(
     model, sequences: list[Sequence], batch_size: int, device, pad_id: int, progress=None, packing: bool = True
 ) -> list[float]:
-    """Summed response log-probs of `sequences` (length-sorted batches, no grad)."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    """Summed response log-probs of `sequences` (length-sorted batches, no grad). With shared prompts, the
+    sequences of one prompt are kept next to each other (ordered by the length of their shared unit), so they
+    fall into the same batch."""
+    share = can_share_prompts(model)
+    if share:
+        groups = sorted(group_by_prompt(sequences), key=lambda members: unit_size(sequences, members))
+        order = [i for members in groups for i in members]
+    else:
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     ratio = attention_ratio_of(getattr(model, "config", None))
     out = [0.0] * len(sequences)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        batch = make_batch([sequences[i] for i in chunk], pad_id, packing, ratio).to(device)
+        batch = make_batch([sequences[i] for i in chunk], pad_id, packing, ratio, share).to(device)
         logps, _ = response_logps(model, batch)
         for i, value in zip(chunk, logps.double().cpu().tolist(), strict=True):
             out[i] = value
         if progress is not None:
             progress(len(chunk))
     return out
+
+
+def shard_keys(missing: dict[str, Sequence], rank: int, world: int) -> list[str]:
+    """This process's share of the sequences to compute, split by prompt rather than by sequence, so that the
+    sequences sharing a prompt (a row's chosen and rejected) are computed together, by one process."""
+    keys = sorted(missing)
+    by_prompt = group_by_prompt([missing[k] for k in keys])
+    return [keys[i] for members in by_prompt[rank::world] for i in members]
 
 
 def precompute(
@@ -93,7 +111,7 @@ def precompute(
             if key not in cached:
                 missing[key] = seq
     keys = sorted(missing)
-    mine = keys[rank::world]
+    mine = shard_keys(missing, rank, world)
     values = compute_logps(model, [missing[k] for k in mine], batch_size, device, pad_id, progress, packing)
     new = dict(zip(mine, values, strict=True))
     if world > 1:
