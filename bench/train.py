@@ -48,6 +48,13 @@ sys.path.insert(0, str(ROOT))
 TARGETS = {"dpo": 3.0, "rm": 2.0}
 LABELS = {"mapl": "mapl", "mapl_ref_inline": "mapl --no-precompute-ref", "trl": "TRL",
           "trl_ref_inline": "TRL precompute_ref_log_probs=False", "trl_ref_precomputed": "TRL precompute_ref_log_probs=True"}
+LABELS.update({f"{name}_bf16": label.replace("mapl", "mapl --dtype bf16-mixed").replace("TRL", "TRL bf16=True")
+               for name, label in LABELS.items()})
+
+
+def precision_of(run: str) -> str:
+    """"bf16" for a run in bfloat16 mixed precision (float32 weights, bfloat16 autocast), else "fp32"."""
+    return "bf16" if run.endswith("_bf16") else "fp32"
 
 
 def write_data(folder: Path, n: int) -> tuple[Path, Path]:
@@ -105,7 +112,8 @@ def worker_mapl(args) -> dict:
         stage=args.stage, pairs=args.pairs, output=str(out), model=args.model, batch_size=args.batch_size,
         epochs=1, max_steps=None, lr=args.lr, warmup_steps=0, scheduler="constant", weight_decay=0.0,
         max_grad_norm=1.0, max_length=args.max_length, max_prompt_length=args.max_length, shuffle=False,
-        lambda_intra=0.0, lambda_inter=0.0, save_every=0, progress=False, force=True, dtype="float32",
+        lambda_intra=0.0, lambda_inter=0.0, save_every=0, progress=False, force=True,
+        dtype="bf16-mixed" if args.precision == "bf16" else "float32",
         gradient_checkpointing=args.gradient_checkpointing, precompute_ref=args.ref != "inline",
     )
     run(config)
@@ -141,7 +149,7 @@ def _trl_trainer(args, tokenizer, location: str, data, timer, phases: dict):
         output_dir=str(Path(args.workdir) / f"{args.run}-{args.stage}"), per_device_train_batch_size=args.batch_size,
         num_train_epochs=1, learning_rate=args.lr, warmup_steps=0, lr_scheduler_type="constant",
         weight_decay=0.0, max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
-        bf16=False, seed=0, max_length=args.max_length, gradient_checkpointing=args.gradient_checkpointing,
+        bf16=args.precision == "bf16", seed=0, max_length=args.max_length, gradient_checkpointing=args.gradient_checkpointing,
         dataloader_num_workers=0,
     )
     t0 = time.perf_counter()
@@ -215,20 +223,23 @@ def worker(args) -> None:
 # ------------------------------------------------------------------------------------------ driver
 
 
-def plan(stage: str, mapl_ref_inline: bool) -> list[tuple[str, str, str]]:
-    """(run name, worker, reference setting) of each run of a stage, in the order they run."""
+def plan(stage: str, mapl_ref_inline: bool, bf16: bool = False) -> list[tuple[str, str, str]]:
+    """(run name, worker, reference setting) of each run of a stage, in the order they run; with `bf16`, each
+    again in bfloat16 mixed precision (run names ending in _bf16)."""
     if stage == "rm":
-        return [("mapl", "mapl", "none"), ("trl", "trl", "none")]
-    inline = [("mapl_ref_inline", "mapl", "inline")] if mapl_ref_inline else []
-    return [("mapl", "mapl", "precomputed"), *inline, ("trl_ref_inline", "trl", "inline"),
-            ("trl_ref_precomputed", "trl", "precomputed")]
+        runs = [("mapl", "mapl", "none"), ("trl", "trl", "none")]
+    else:
+        inline = [("mapl_ref_inline", "mapl", "inline")] if mapl_ref_inline else []
+        runs = [("mapl", "mapl", "precomputed"), *inline, ("trl_ref_inline", "trl", "inline"),
+                ("trl_ref_precomputed", "trl", "precomputed")]
+    return runs + ([(f"{name}_bf16", kind, ref) for name, kind, ref in runs] if bf16 else [])
 
 
 def launch(run: str, kind: str, ref: str, stage: str, args, pairs: Path, prefs: Path, workdir: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--run", run, "--ref", ref, "--stage", stage, "--pairs",
            str(pairs), "--prefs", str(prefs), "--workdir", str(workdir), "--model", args.model, "--steps",
            str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length), "--lr",
-           str(args.lr)]
+           str(args.lr), "--precision", precision_of(run)]
     if args.gradient_checkpointing:
         cmd.append("--gradient-checkpointing")
     # Every run gets a private, empty mapl cache (the built model linked in), so mapl's reference log-probs
@@ -277,33 +288,41 @@ def summarise(run: dict, tokens: list[int]) -> dict:
     }
 
 
-def compare(m: dict, t: dict, check_steps: int, tolerance: float) -> dict:
-    """mapl run `m` against TRL run `t`: speed-ups (> 1: mapl faster), memory (< 1: mapl smaller), losses."""
+def compare(m: dict, t: dict, check_steps: int, tolerance: float, same_precision: bool = True) -> dict:
+    """mapl run `m` against TRL run `t`: speed-ups (> 1: mapl faster), memory (< 1: mapl smaller), losses
+    (checked only between runs of the same precision: float32 and bfloat16 autocast differ by bf16 rounding)."""
     k = min(check_steps, len(m["losses"]), len(t["losses"]))
     diff = max(abs(a - b) for a, b in zip(m["losses"][:k], t["losses"][:k], strict=True))
     return {"end_to_end_ratio": round(t["end_to_end_s"] / m["end_to_end_s"], 3),
             "throughput_ratio": round(m["tokens_per_second"] / t["tokens_per_second"], 3),
             "memory_ratio": round(m["peak_rss_mb"] / t["peak_rss_mb"], 3),
-            "loss_max_abs_diff_first_steps": round(diff, 6), "loss_check_steps": k, "loss_agrees": diff <= tolerance}
+            "loss_max_abs_diff_first_steps": round(diff, 6), "loss_check_steps": k,
+            "loss_agrees": diff <= tolerance if same_precision else None}
 
 
 def stage_report(stage: str, raw: dict[str, dict], args) -> dict:
-    """Summaries of a stage's runs, every mapl run against every TRL run, and the headline: mapl (default
-    settings) against TRL's faster setting, end to end."""
+    """Summaries of a stage's runs, every mapl run against every TRL run, and the headlines, end to end:
+    mapl in float32 against TRL's faster float32 setting, and (with --bf16) each tool at its best: the fastest
+    mapl run against the fastest TRL run, whatever their precision."""
     steps = {name: len(r["step_seconds"]) for name, r in raw.items()}
     if set(steps.values()) != {args.steps}:
         raise SystemExit(f"{stage}: expected one epoch of {args.steps} steps in every run, got {steps}")
     runs = {name: summarise(r, raw["mapl"]["tokens"]) for name, r in raw.items()}
     trl = [name for name in runs if name.startswith("trl")]
-    best = min(trl, key=lambda name: runs[name]["end_to_end_s"])
-    versus = {m: {t: compare(runs[m], runs[t], args.check_steps, args.tolerance) for t in trl}
-              for m in runs if m.startswith("mapl")}
+    fastest = lambda names: min(names, key=lambda name: runs[name]["end_to_end_s"])  # noqa: E731
+    best = fastest([t for t in trl if precision_of(t) == "fp32"])
+    versus = {m: {t: compare(runs[m], runs[t], args.check_steps, args.tolerance, precision_of(m) == precision_of(t))
+                  for t in trl} for m in runs if m.startswith("mapl")}
     head = versus["mapl"][best]
+    mapl_best, trl_best = fastest(list(versus)), fastest(trl)
+    at_best = {"mapl": mapl_best, "trl": trl_best, **versus[mapl_best][trl_best]}
+    at_best["meets_target"] = at_best["end_to_end_ratio"] >= TARGETS[stage] and at_best["memory_ratio"] <= 1.0
     return {
         "trl_best": best, "end_to_end_ratio": head["end_to_end_ratio"], "memory_ratio": head["memory_ratio"],
         "throughput_ratio": head["throughput_ratio"], "target_end_to_end_ratio": TARGETS[stage],
         "meets_target": head["end_to_end_ratio"] >= TARGETS[stage] and head["memory_ratio"] <= 1.0,
-        "loss_agrees": all(c["loss_agrees"] for row in versus.values() for c in row.values()),
+        "each_at_its_best": at_best,
+        "loss_agrees": all(c["loss_agrees"] is not False for row in versus.values() for c in row.values()),
         "runs": runs, "versus": versus,
         "logps_chosen_step1": {name: r["logps_chosen"][0] for name, r in raw.items()},
     }
@@ -322,16 +341,21 @@ def print_tables(report: dict) -> None:
         print(f"{stage:6} mapl vs {LABELS[r['trl_best']]} (the faster TRL): end to end x{r['end_to_end_ratio']} "
               f"(target x{r['target_end_to_end_ratio']}), memory x{r['memory_ratio']}, per step x{r['throughput_ratio']}"
               f" -> {'meets' if r['meets_target'] else 'MISSES'} target")
+        b = r["each_at_its_best"]
+        if b["mapl"] != "mapl" or b["trl"] != r["trl_best"]:
+            print(f"{stage:6} each at its best: {LABELS[b['mapl']]} vs {LABELS[b['trl']]}: end to end x{b['end_to_end_ratio']}"
+                  f", memory x{b['memory_ratio']} -> {'meets' if b['meets_target'] else 'MISSES'} target")
         for m, row in r["versus"].items():
             for t, c in row.items():
                 print(f"{stage:6}   {m} vs {t}: end to end x{c['end_to_end_ratio']}, tokens/s x{c['throughput_ratio']}, "
                       f"memory x{c['memory_ratio']}, loss max |diff| over {c['loss_check_steps']} steps "
-                      f"{c['loss_max_abs_diff_first_steps']:.2e} ({'agrees' if c['loss_agrees'] else 'DISAGREES'})")
+                      f"{c['loss_max_abs_diff_first_steps']:.2e} "
+                      f"({ {True: 'agrees', False: 'DISAGREES', None: 'other precision'}[c['loss_agrees']] })")
     print("\n| stage | run | end-to-end s | mapl speed-up, end to end | peak RSS | memory ratio | tokens/s (steps 2 on) | s/step |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for stage, r in report["stages"].items():
-        for name, x in r["runs"].items():
-            c = r["versus"]["mapl"].get(name)
+        for name, x in r["runs"].items():  # a TRL run against mapl in the same precision
+            c = r["versus"]["mapl_bf16" if precision_of(name) == "bf16" else "mapl"].get(name)
             ratio = f"{c['end_to_end_ratio']:.2f}x" if c else ""
             mem = f"{c['memory_ratio']:.2f}x" if c else ""
             print(f"| {stage.upper()} | {LABELS[name]}{' (faster TRL)' if name == r['trl_best'] else ''} | "
@@ -349,6 +373,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gradient-checkpointing", action="store_true", help="on for both sides")
     p.add_argument("--stages", default="dpo,rm")
     p.add_argument("--mapl-ref-inline", action="store_true", help="also run mapl DPO with --no-precompute-ref")
+    p.add_argument("--bf16", action="store_true", help="also run every configuration in bfloat16 mixed precision "
+                   "(mapl --dtype bf16-mixed, TRL bf16=True): float32 weights, bfloat16 autocast")
     p.add_argument("--check-steps", type=int, default=3)
     p.add_argument("--tolerance", type=float, default=2e-3, help="max |loss_mapl - loss_trl| in the first steps")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
@@ -357,6 +383,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--run")
     p.add_argument("--ref", choices=["precomputed", "inline", "none"])
     p.add_argument("--stage", choices=["dpo", "rm"])
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--pairs")
     p.add_argument("--prefs")
     p.add_argument("--workdir")
@@ -374,6 +401,7 @@ def main() -> None:
     report = {"command": " ".join([Path(sys.executable).name, "bench/train.py", *sys.argv[1:]]),
               "model": args.model, "steps": args.steps, "batch_size": args.batch_size, "pairs": n, "epochs": 1,
               "max_length": args.max_length, "lr": args.lr, "gradient_checkpointing": args.gradient_checkpointing,
+              "bf16": args.bf16,
               "cpu_count": os.cpu_count(), "platform": platform.platform(), "started_unix": round(time.time()),
               "stages": {}}
     if args.steps < 8:
@@ -383,7 +411,7 @@ def main() -> None:
         pairs, prefs = write_data(workdir, n)
         for stage in args.stages.split(","):
             raw = {run: launch(run, kind, ref, stage, args, pairs, prefs, workdir)
-                   for run, kind, ref in plan(stage, args.mapl_ref_inline)}
+                   for run, kind, ref in plan(stage, args.mapl_ref_inline, args.bf16)}
             report["stages"][stage] = stage_report(stage, raw, args)
     print_tables(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

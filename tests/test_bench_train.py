@@ -65,6 +65,27 @@ def test_a_loss_curve_that_disagrees_with_either_trl_setting_is_flagged():
     assert r["versus"]["mapl"]["trl_ref_precomputed"]["loss_max_abs_diff_first_steps"] == pytest.approx(0.01)
 
 
+def test_bf16_runs_every_configuration_again_and_each_tool_is_taken_at_its_best():
+    """--bf16 repeats every run in bfloat16 mixed precision. The float32 headline stays mapl against TRL's
+    faster float32 setting; "each at its best" takes the fastest run of each tool, whatever the precision.
+    Losses are compared only within one precision (bf16 rounding is not a disagreement)."""
+    assert [r for r, _, _ in bench.plan("rm", False, bf16=True)] == ["mapl", "trl", "mapl_bf16", "trl_bf16"]
+    assert bench.plan("dpo", False, bf16=True)[3] == ("mapl_bf16", "mapl", "precomputed")
+    assert bench.precision_of("trl_ref_inline_bf16") == "bf16" and bench.precision_of("mapl") == "fp32"
+    off = [x + 0.01 for x in LOSSES]  # bf16 rounding: 10x the tolerance, against the float32 runs
+    raw = {"mapl": _raw(50.0, rss=600.0), "trl": _raw(110.0, rss=800.0),
+           "mapl_bf16": _raw(30.0, rss=650.0, losses=off), "trl_bf16": _raw(90.0, rss=820.0, losses=off)}
+    r = bench.stage_report("rm", raw, ARGS)
+    assert r["trl_best"] == "trl" and r["end_to_end_ratio"] == 2.2  # float32 against float32
+    best = r["each_at_its_best"]
+    assert (best["mapl"], best["trl"], best["end_to_end_ratio"]) == ("mapl_bf16", "trl_bf16", 3.0)
+    assert best["meets_target"] and r["loss_agrees"]
+    assert r["versus"]["mapl"]["trl_bf16"]["loss_agrees"] is None
+    assert r["versus"]["mapl_bf16"]["trl_bf16"]["loss_agrees"] is True
+    raw["trl_bf16"] = _raw(90.0, rss=820.0)  # bf16 runs that disagree with each other are flagged
+    assert not bench.stage_report("rm", raw, ARGS)["loss_agrees"]
+
+
 def test_a_run_that_is_not_one_full_epoch_is_refused():
     raw = {"mapl": _raw(50.0), "trl": _raw(110.0, steps=(4.0, 2.0))}
     with pytest.raises(SystemExit, match="one epoch of 3 steps"):

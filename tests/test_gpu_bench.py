@@ -71,6 +71,9 @@ def test_mixed_precision_only_for_auto_full_fine_tunes_on_a_bf16_gpu(monkeypatch
     cpu = torch.device("cpu")
     assert trainer.precision(config(), cpu) == (torch.float32, None)
     assert trainer.precision(config(dtype="bfloat16"), cpu) == (torch.bfloat16, None)
+    # --dtype bf16-mixed asks for mixed precision anywhere, LoRA included (float32 base, autocast forwards).
+    assert trainer.precision(config(dtype="bf16-mixed"), cpu) == (torch.float32, torch.bfloat16)
+    assert trainer.precision(config(dtype="bf16-mixed", lora_r=8), cpu) == (torch.float32, torch.bfloat16)
     monkeypatch.setattr(trainer, "resolve_dtype", lambda dtype, device: torch.bfloat16 if dtype == "auto" else getattr(torch, dtype))
     assert trainer.precision(config(), cpu) == (torch.float32, torch.bfloat16)
     assert trainer.precision(config(lora_r=8), cpu) == (torch.bfloat16, None)
@@ -88,15 +91,25 @@ def test_reference_cache_file_of_its_own_under_autocast(monkeypatch, tmp_path):
     assert reference.cache_path("abc", torch.float32).name == "abc-float32-autocast-bfloat16.parquet"
 
 
-@pytest.mark.parametrize("stage", ["dpo", "rm"])
-def test_mixed_precision_runs_every_forward_under_autocast(stage, monkeypatch, tmp_path):
-    """The GPU's mixed precision, with CPU autocast standing in for CUDA's: float32 weights, every forward
-    (reference precompute, training steps, evaluation) under bfloat16 autocast, every backward outside it."""
+def test_reference_cache_file_of_its_own_under_cpu_autocast(monkeypatch, tmp_path):
+    """The same under CPU autocast (--dtype bf16-mixed on a CPU)."""
+    monkeypatch.setenv("MAPL_CACHE", str(tmp_path))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert reference.cache_path("abc", torch.float32).name == "abc-float32-autocast-bfloat16.parquet"
+    assert reference.cache_path("abc", torch.float32).name == "abc-float32.parquet"
+
+
+@pytest.mark.parametrize("stage,dtype", [("dpo", "auto"), ("rm", "auto"), ("dpo", "bf16-mixed"), ("rm", "bf16-mixed")])
+def test_mixed_precision_runs_every_forward_under_autocast(stage, dtype, monkeypatch, tmp_path):
+    """Mixed precision: float32 weights, every forward (reference precompute, training steps, evaluation)
+    under bfloat16 autocast, every backward outside it. `auto`: the GPU's, with CPU autocast standing in for
+    CUDA's; `bf16-mixed`: asked for on the CPU."""
     from mapl_cli.train import objectives
     from tests.train_fixtures import write_pairs
 
     monkeypatch.setattr(reference, "cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setattr(trainer, "precision", lambda config, device: (torch.float32, torch.bfloat16))
+    if dtype == "auto":
+        monkeypatch.setattr(trainer, "precision", lambda config, device: (torch.float32, torch.bfloat16))
     seen = []
     for cls in (objectives.DPOObjective, objectives.RMObjective):
         for name in ("forward", "prepare_reference"):
@@ -117,7 +130,8 @@ def test_mixed_precision_runs_every_forward_under_autocast(stage, monkeypatch, t
     pairs = write_pairs(tmp_path / "pairs.parquet", n_sources=2)
     out = tmp_path / "out"
     trainer.run(TrainConfig(stage=stage, pairs=str(pairs), output=str(out), model="tiny-random", batch_size=2,
-                            max_steps=2, lr=1e-3, warmup_steps=0, save_every=0, progress=False, eval_pairs=str(pairs)))
+                            max_steps=2, lr=1e-3, warmup_steps=0, save_every=0, progress=False, eval_pairs=str(pairs),
+                            dtype=dtype))
     forwards = [s for s in seen if s[0] != "backward"]
     assert {s[0] for s in forwards} == {"forward", "prepare_reference"} and len(forwards) > 4
     assert all(on and dtype == torch.bfloat16 for _, on, dtype in forwards)

@@ -190,7 +190,7 @@ def test_training_offers_every_dtype_but_float16(tmp_path):
     from mapl_cli.train.config import check_options
 
     config = TrainConfig(stage="rm", pairs="p.parquet", output="o", dtype=Dtype.float16.value)
-    with pytest.raises(MaplError, match=r"^--dtype must be one of auto, float32, bfloat16, got 'float16'$"):
+    with pytest.raises(MaplError, match=r"^--dtype must be one of auto, float32, bfloat16, bf16-mixed, got 'float16'$"):
         check_options(config)
     result = runner.invoke(app, ["train-rm", str(tmp_path / "p.parquet"), "--output", str(tmp_path / "o"), "--dtype", "float16"])
     assert result.exit_code == 2 and "float16" in result.output

@@ -18,8 +18,10 @@ from mapl_cli.models import Dtype, read_chat_template
 DEFAULT_LR = {("rm", False): 1e-5, ("rm", True): 1e-4, ("dpo", False): 1e-6, ("dpo", True): 5e-5}
 SCHEDULERS = ("cosine", "linear", "constant")
 INTER_LOSSES = ("pair", "margin")
-# Training offers every dtype but float16: the trainer has no loss scaling, which float16 gradients need.
-DTYPES = tuple(d.value for d in Dtype if d is not Dtype.float16)
+# Training offers every dtype but float16 (the trainer has no loss scaling, which float16 gradients need),
+# and bf16-mixed: float32 weights and optimizer state, every forward under bfloat16 autocast (`trainer.precision`).
+BF16_MIXED = "bf16-mixed"
+DTYPES = (*(d.value for d in Dtype if d is not Dtype.float16), BF16_MIXED)
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes at most 64 bits
 FLOAT32_MAX = 3.4028234663852886e38
 

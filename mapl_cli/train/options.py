@@ -35,7 +35,7 @@ def train(config: TrainConfig, what: str) -> None:
 # The choices are written once, in config.py (which checks them); these enums only show them to Typer.
 Scheduler = Enum("Scheduler", {name: name for name in SCHEDULERS}, type=str)
 InterLoss = Enum("InterLoss", {name: name for name in INTER_LOSSES}, type=str)
-TrainDtype = Enum("TrainDtype", {name: name for name in DTYPES}, type=str)  # models.Dtype less float16
+TrainDtype = Enum("TrainDtype", {name: name for name in DTYPES}, type=str)  # models.Dtype less float16, plus bf16-mixed
 
 # The --help panels of both training commands (commands/help.py), in the order help shows them.
 DATA, MODEL, OBJECTIVE, OPTIMISATION = "Data", "Model", "Objective", "Optimisation"
@@ -68,9 +68,10 @@ Model = Annotated[str, typer.Option("--model", "-m", metavar="<name|path>", rich
     "The starting model: smollm2-135m-instruct (built in), tiny-random (built in, for tests), a local "
     "folder, or a hub id (only when the hub is reachable)."))]
 DtypeOpt = Annotated[TrainDtype, typer.Option(rich_help_panel=MODEL, help=(
-    "Weights dtype: auto, float32 or bfloat16. On a GPU with bfloat16, auto trains a full model in mixed "
-    "precision (float32 weights and optimizer state, bfloat16 autocast) and LoRA with bfloat16 frozen "
-    "weights; elsewhere auto is float32 (bfloat16 is very slow on CPUs without native support)."))]
+    "Weights dtype: auto, float32, bfloat16 or bf16-mixed (float32 weights and optimizer state, every "
+    "forward under bfloat16 autocast). On a GPU with bfloat16, auto is bf16-mixed for a full model and "
+    "bfloat16 frozen weights for LoRA; on a CPU auto is float32. On CPUs with bfloat16 instructions "
+    "(AVX512-BF16, AMX) bf16-mixed trains about twice as fast as float32; without them it is slower."))]
 GradCkpt = Annotated[bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", rich_help_panel=MODEL, help=(
     "Recompute activations in the backward pass: less memory for a little more compute."))]
 

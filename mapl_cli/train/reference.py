@@ -27,11 +27,13 @@ from mapl_cli.train.checkpoint import WriteError
 
 def cache_path(fingerprint: str, dtype: torch.dtype) -> Path:
     """The cache file of a reference model in `dtype`; called where the log-probs will be computed, so
-    values computed under CUDA autocast (the trainer's mixed precision) get a file of their own."""
+    values computed under CUDA or CPU autocast (the trainer's mixed precision) get a file of their own."""
     safe = fingerprint.replace("/", "--")
     name = str(dtype).replace("torch.", "")
-    if torch.is_autocast_enabled("cuda"):
-        name += "-autocast-" + str(torch.get_autocast_dtype("cuda")).replace("torch.", "")
+    for device_type in ("cuda", "cpu"):
+        if torch.is_autocast_enabled(device_type):
+            name += "-autocast-" + str(torch.get_autocast_dtype(device_type)).replace("torch.", "")
+            break
     return cache_dir() / "ref-logps" / f"{safe}-{name}.parquet"
 
 

@@ -37,7 +37,7 @@ from mapl_cli.models import check_model, load_tokenizer, loading, resolve_dtype
 from mapl_cli.pairs import KINDS
 from mapl_cli.tracking import Trackers, check_installed, open_trackers
 from mapl_cli.train import checkpoint, report, workspace
-from mapl_cli.train.config import TrainConfig, check_options, command_line
+from mapl_cli.train.config import BF16_MIXED, TrainConfig, check_options, command_line
 from mapl_cli.train.data import batch_plan, split_batch
 from mapl_cli.train.inputs import read_inputs
 from mapl_cli.train.losses import combine, row_weights
@@ -416,10 +416,15 @@ def _by_kind(kinds) -> dict[str, int]:
 
 
 def precision(config: TrainConfig, device) -> tuple[torch.dtype, torch.dtype | None]:
-    """(weights dtype, autocast dtype or None). --dtype auto on a CUDA GPU with bfloat16, full fine-tune: mixed
-    precision, float32 master weights and AdamW state with every forward under bfloat16 autocast (the matrix
-    multiplies run in bfloat16, the updates add up in float32). With LoRA the frozen weights stay bfloat16 (peft
-    keeps its adapters in float32). Any other --dtype, and every CPU run: that dtype, no autocast."""
+    """(weights dtype, autocast dtype or None). Mixed precision is float32 weights and AdamW state with every
+    forward under bfloat16 autocast (the matrix multiplies run in bfloat16, the updates add up in float32):
+    asked for with --dtype bf16-mixed (full fine-tune or LoRA, on a GPU or a CPU), and what --dtype auto gives a
+    full fine-tune on a CUDA GPU with bfloat16. With auto and LoRA there the frozen weights are bfloat16 (peft
+    keeps its adapters in float32). Any other --dtype, and auto on a CPU: that dtype, no autocast."""
+    if config.dtype == BF16_MIXED:
+        if torch.device(device).type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise MaplError("--dtype bf16-mixed: this GPU has no bfloat16 support; use --dtype float32")
+        return torch.float32, torch.bfloat16
     dtype = resolve_dtype(config.dtype, device)
     if config.dtype == "auto" and dtype == torch.bfloat16 and not config.lora:
         return torch.float32, torch.bfloat16
