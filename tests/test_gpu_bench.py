@@ -142,12 +142,32 @@ def test_mixed_precision_runs_every_forward_under_autocast(stage, dtype, monkeyp
     assert len(metrics) == 2 and all(math.isfinite(m["loss"]) for m in metrics)
 
 
-def test_optimizer_on_cpu_is_not_fused():
-    """Fused AdamW is for CUDA parameters only; CPU runs keep torch's default implementation."""
-    model = torch.nn.Linear(4, 2)
-    config = TrainConfig(stage="rm", pairs="p.parquet", output="out")
-    _, optimizer, _ = trainer._optimizer(model, config, total_steps=3)
-    assert not optimizer.defaults.get("fused")
+def test_optimizer_is_fused_on_cpu_too_and_updates_like_the_default():
+    """AdamW is fused wherever torch has the kernel (CPU included), and its updates equal torch's default
+    for-each implementation to float32 rounding: weight decay on matrices only, over several steps."""
+    config = TrainConfig(stage="rm", pairs="p.parquet", output="out", weight_decay=0.1, lr=1e-2, warmup_steps=0,
+                         scheduler="constant")
+    models = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))
+        _, optimizer, _ = trainer._optimizer(model, config, total_steps=5)
+        assert bool(optimizer.defaults.get("fused")) is True
+        if not fused:  # the same groups and hyper-parameters through the default implementation
+            groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in optimizer.param_groups]
+            optimizer = torch.optim.AdamW(groups, lr=1e-2)
+            assert not any(g["fused"] for g in optimizer.param_groups)
+        initial = [p.detach().clone() for p in model.parameters()]
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(4):
+            x = torch.randn(16, 4, generator=gen)
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        models.append(model)
+        assert all((p - q).abs().max() > 1e-3 for p, q in zip(model.parameters(), initial, strict=True))
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow
