@@ -52,7 +52,9 @@ lint: install
 bench: install
 	$(PY) bench/synthesize.py
 	$(PY) bench/generate.py
-	$(PY) bench/train.py
+	$(PY) bench/train.py --bf16
+	$(PY) bench/shared_prompt.py
+	PYTHON=$(PY) bash bench/gpu.sh
 
 clean:
 	rm -rf $(VENV) demo out experiment

@@ -346,6 +346,7 @@ RESUME_CASES = [
     ("rm", ["--batch-size", "1"], ["global batch (2 -> 1)"]),
     ("dpo", ["--max-steps", "4"], ["cosine", "total steps (2 -> 4)"]),
     ("rm", ["--scheduler", "constant", "--warmup-steps", "1"], ["--scheduler", "--warmup-steps"]),
+    ("dpo", ["--dtype", "bf16-mixed"], ["written: --dtype ('auto' -> 'bf16-mixed') (run with"]),  # --dtype named once
 ]
 
 

@@ -120,7 +120,7 @@ def check_same_run(ws: Workspace, config: TrainConfig, data: dict, dtype: str, g
         before, now = meta.get("data", {}).get(key, data[key]), data[key]
         if before != now:
             changed.append(f"{what} (sha256 {str(before)[:12]} -> {str(now)[:12]})")
-    if meta.get("dtype_resolved", dtype) != dtype:
+    if meta.get("dtype_resolved", dtype) != dtype and not any(c.startswith("--dtype ") for c in changed):
         changed.append(f"--dtype ({meta['dtype_resolved']} -> {dtype})")
     saved_batch = saved.get("batch_size", 0) * saved.get("grad_accum", 0) * meta.get("world_size", 1)
     if saved_batch and saved_batch != global_batch:
